@@ -1,0 +1,104 @@
+"""The domain-agnostic denoising core. Imports torch and nothing else of the field's stack.
+
+Concepts: a *space* (what a sample is, how noise lives on it) with a *schedule* (time to
+``(alpha, sigma)``); a *parameterization* (what the network predicts); an *objective*
+(how it is trained); a *sampler* (how noise becomes data); *guidance* (how sampling is
+steered). See docs/core.md.
+"""
+
+from .analytic import CategoricalJoint, GaussianMixture
+from .categorical import CategoricalSpace, sample_categorical
+from .ema import EMA
+from .guidance import Inpainting, classifier_free, drop_condition, gradient_guidance
+from .objectives import (
+    DiffusionObjective,
+    LossOutput,
+    flow_matching_objective,
+    loss_weight,
+    sample_times,
+)
+from .parameterization import (
+    PREDICTIONS,
+    Denoiser,
+    edm_coefficients,
+    expand_like,
+    target,
+    to_x0,
+    x0_error_scale,
+)
+from .samplers import (
+    SAMPLERS,
+    SamplerStep,
+    function_evaluations,
+    get_sampler,
+    sample,
+    sample_ddim,
+    sample_ddpm,
+    sample_dpm_solver_pp_2m,
+    sample_euler,
+    sample_euler_maruyama,
+    sample_flow_euler,
+    sample_flow_heun,
+    sample_heun,
+)
+from .schedules import (
+    SCHEDULES,
+    CosineSchedule,
+    KarrasSchedule,
+    LinearSchedule,
+    PolynomialSchedule,
+    RectifiedFlowSchedule,
+    Schedule,
+    make_schedule,
+)
+from .spaces import CoMFreeSpace, EuclideanSpace, ProductSpace, Space, masked_mean
+
+__all__ = [
+    "EMA",
+    "PREDICTIONS",
+    "SAMPLERS",
+    "SCHEDULES",
+    "CategoricalJoint",
+    "CategoricalSpace",
+    "CoMFreeSpace",
+    "CosineSchedule",
+    "Denoiser",
+    "DiffusionObjective",
+    "EuclideanSpace",
+    "GaussianMixture",
+    "Inpainting",
+    "KarrasSchedule",
+    "LinearSchedule",
+    "LossOutput",
+    "PolynomialSchedule",
+    "ProductSpace",
+    "RectifiedFlowSchedule",
+    "SamplerStep",
+    "Schedule",
+    "Space",
+    "classifier_free",
+    "drop_condition",
+    "edm_coefficients",
+    "expand_like",
+    "flow_matching_objective",
+    "function_evaluations",
+    "get_sampler",
+    "gradient_guidance",
+    "loss_weight",
+    "make_schedule",
+    "masked_mean",
+    "sample",
+    "sample_categorical",
+    "sample_ddim",
+    "sample_ddpm",
+    "sample_dpm_solver_pp_2m",
+    "sample_euler",
+    "sample_euler_maruyama",
+    "sample_flow_euler",
+    "sample_flow_heun",
+    "sample_heun",
+    "sample_times",
+    "target",
+    "to_x0",
+    "x0_error_scale",
+]

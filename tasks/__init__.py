@@ -1,0 +1,1 @@
+"""Installed as sci_diffusion.tasks."""
