@@ -72,7 +72,9 @@ class GaussianMixture:
             flat = xd.reshape(batch, 1, -1)
             mu = self.means.reshape(1, self.means.shape[0], -1)
             sq = ((flat - a[..., None] * mu) ** 2).sum(-1)  # (B, K)
-            logits = torch.log(self.weights)[None] - 0.5 * sq / var - 0.5 * self.dof * torch.log(var)
+            logits = (
+                torch.log(self.weights)[None] - 0.5 * sq / var - 0.5 * self.dof * torch.log(var)
+            )
             resp = torch.softmax(logits, dim=-1)  # (B, K)
             gain = (a * self.stds[None] ** 2 / var)[..., None]  # (B, K, 1)
             posterior_means = mu + gain * (flat - a[..., None] * mu)  # (B, K, E)

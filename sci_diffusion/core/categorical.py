@@ -27,7 +27,7 @@ TRANSITIONS = ("uniform", "marginal", "absorbing")
 
 def sample_categorical(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Draw one-hot samples from ``probs`` (..., K) by inverse CDF (no host sync)."""
-    u = torch.rand(probs.shape[:-1] + (1,), generator=generator, device=probs.device)
+    u = torch.rand((*probs.shape[:-1], 1), generator=generator, device=probs.device)
     cdf = probs.cumsum(-1)
     index = (cdf < u * cdf[..., -1:]).sum(-1).clamp_max(probs.shape[-1] - 1)
     return torch.nn.functional.one_hot(index, probs.shape[-1]).to(probs.dtype)
@@ -130,7 +130,7 @@ class CategoricalSpace:
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> Tensor:
-        """A draw from the limit distribution ``m`` (exact at t=1 up to ``a(1)``), shape ``shape``."""
+        """A draw from the limit distribution ``m`` (exact at t=1 up to ``a(1)``)."""
         if shape[-1] != self.num_classes:
             raise ValueError(f"prior shape must end in K={self.num_classes}; got {shape}")
         probs = self.limit.to(device=device, dtype=dtype).expand(shape)
@@ -168,4 +168,6 @@ class CategoricalSpace:
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """One ancestral step: a one-hot draw from :meth:`posterior`."""
-        return self.project(sample_categorical(self.posterior(x_t, probs_x0, t, s), generator), mask)
+        return self.project(
+            sample_categorical(self.posterior(x_t, probs_x0, t, s), generator), mask
+        )

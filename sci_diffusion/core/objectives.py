@@ -136,7 +136,9 @@ class DiffusionObjective:
         masks = {"x": mask} if single else {k: (mask or {}).get(k) for k in data}
         spaces = self.denoiser.components
         if set(data) != set(spaces):
-            raise ValueError(f"x0 components {sorted(data)} do not match the space's {sorted(spaces)}")
+            raise ValueError(
+                f"x0 components {sorted(data)} do not match the space's {sorted(spaces)}"
+            )
         first = next(iter(data.values()))
         batch, device = first.shape[0], first.device
         if t is None:

@@ -29,7 +29,7 @@ PREDICTIONS = ("epsilon", "x0", "v", "velocity", "edm")
 
 
 def expand_like(t: Tensor, x: Tensor) -> Tensor:
-    """Append singleton dims so ``t`` (shape (), (B,) or (B, ...leading)) broadcasts against ``x``."""
+    """Append singleton dims so ``t`` ((), (B,) or (B, ...leading)) broadcasts against ``x``."""
     if t.ndim > x.ndim:
         raise ValueError(f"time of shape {tuple(t.shape)} has more dims than x {tuple(x.shape)}")
     return t.reshape(t.shape + (1,) * (x.ndim - t.ndim))
@@ -164,13 +164,17 @@ class Denoiser:
         )
         if not self.components:
             self.components = {("x" if k is None else k): sub for k, sub in space.components()}
-        self.single = "x" in self.components and len(self.components) == 1 and not isinstance(
-            prediction, dict
+        self.single = (
+            "x" in self.components
+            and len(self.components) == 1
+            and not isinstance(prediction, dict)
         )
         if isinstance(prediction, str):
             check_prediction(prediction)
             prediction = {k: prediction for k in self.components}
-        missing = [k for k, s in self.components.items() if not s.is_categorical and k not in prediction]
+        missing = [
+            k for k, s in self.components.items() if not s.is_categorical and k not in prediction
+        ]
         if missing:
             raise ValueError(f"prediction missing for continuous components {missing}")
         self.prediction = {k: check_prediction(v) for k, v in prediction.items()}

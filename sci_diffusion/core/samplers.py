@@ -57,9 +57,15 @@ class _Problem:
         x: State,
         times: Tensor,
         space: Any,
-        mask: Any,
-        constraint: Constraint | None,
+        mask: Any = None,
+        constraint: Constraint | None = None,
+        generator: torch.Generator | None = None,
+        callback: Callback | None = None,
+        check_inputs: bool = True,
     ) -> None:
+        self.times = times
+        self.generator = generator
+        self.callback = callback
         self.single = not isinstance(space, ProductSpace)
         if self.single:
             if not isinstance(x, Tensor):
@@ -74,14 +80,17 @@ class _Problem:
             masks = mask or {}
             self.masks = {k: masks.get(k) for k in self.spaces}
         if times.ndim < 1 or times.shape[0] < 2:
-            raise ValueError(f"times must have shape (N+1, ...) with N >= 1; got {tuple(times.shape)}")
-        check_times(times, "times")
-        if bool((times[1:] > times[:-1]).any()):
-            raise ValueError("times must be non-increasing (from noise at times[0] to data)")
-        state = self.wrap(x)
-        for key, sub in self.spaces.items():
-            sub.validate(state[key], self.masks[key])
-        self.x = state
+            raise ValueError(
+                f"times must have shape (N+1, ...) with N >= 1; got {tuple(times.shape)}"
+            )
+        self.x = self.wrap(x)
+        if check_inputs:  # these checks read tensor values: once, before the loop
+            check_times(times, "times")
+            if bool((times[1:] > times[:-1]).any()):
+                raise ValueError("times must be non-increasing (from noise at times[0] to data)")
+            for key, sub in self.spaces.items():
+                sub.validate(self.x[key], self.masks[key])
+        self.check_inputs = check_inputs
         self._denoise = denoise
         self._constraint = constraint
 
@@ -111,20 +120,21 @@ class _Problem:
         return self.spaces[key].schedule.alpha_sigma(expand_like(t, self.x[key]))
 
     def step_categorical(
-        self,
-        x: dict[str, Tensor],
-        x0: dict[str, Tensor],
-        t: Tensor,
-        s: Tensor,
-        generator: torch.Generator | None,
+        self, x: dict[str, Tensor], x0: dict[str, Tensor], t: Tensor, s: Tensor
     ) -> None:
         for k in self.categorical():
-            x[k] = self.spaces[k].step(x[k], x0[k], t, s, self.masks[k], generator)
+            x[k] = self.spaces[k].step(x[k], x0[k], t, s, self.masks[k], self.generator)
 
-    def noise(self, key: str, like: Tensor, generator: torch.Generator | None) -> Tensor:
-        return self.spaces[key].noise(like, self.masks[key], generator)
+    def noise(self, key: str, like: Tensor) -> Tensor:
+        return self.spaces[key].noise(like, self.masks[key], self.generator)
+
+    def report(self, i: int, t: Tensor, s: Tensor, x: dict, x0: dict) -> None:
+        if self.callback is not None:
+            self.callback(SamplerStep(i, t, s, self.unwrap(x), self.unwrap(x0)))
 
     def require_positive_alpha(self, t0: Tensor, sampler: str) -> None:
+        if not self.check_inputs:
+            return
         for k in self.continuous():
             alpha, _ = self.alpha_sigma(k, t0)
             if bool((alpha <= 0).any()):
@@ -143,32 +153,19 @@ def _eps(x: Tensor, x0: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:
 Update = Callable[[_Problem, dict, dict, dict, int, Tensor, Tensor], None]
 
 
-def _run(
-    name: str,
-    update: Update,
-    denoise: Denoise,
-    x: State,
-    times: Tensor,
-    space: Any,
-    mask: Any,
-    generator: torch.Generator | None,
-    callback: Callback | None,
-    constraint: Constraint | None,
-    needs_positive_alpha: bool = False,
-) -> State:
-    problem = _Problem(denoise, x, times, space, mask, constraint)
+def _run(problem: _Problem, update: Update, name: str, needs_positive_alpha: bool = False) -> State:
+    """The loop shared by single-evaluation samplers."""
     if needs_positive_alpha:
-        problem.require_positive_alpha(times[0], name)
-    state = problem.x
+        problem.require_positive_alpha(problem.times[0], name)
+    times, state = problem.times, problem.x
     for i in range(times.shape[0] - 1):
         t, s = times[i], times[i + 1]
         x0 = problem.denoise(state, t)
         new = dict(state)
-        problem.step_categorical(new, x0, t, s, generator)
+        problem.step_categorical(new, x0, t, s)
         update(problem, state, x0, new, i, t, s)
         state = problem.finish_step(new, s)
-        if callback is not None:
-            callback(SamplerStep(i, t, s, problem.unwrap(state), problem.unwrap(x0)))
+        problem.report(i, t, s, state, x0)
     return problem.unwrap(state)
 
 
@@ -182,6 +179,7 @@ def sample_ddpm(
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
     constraint: Constraint | None = None,
+    check_inputs: bool = True,
 ) -> State:
     """DDPM ancestral sampling (Ho et al. 2020): draw ``x_s ~ q(x_s | x_t, x_0 = D(x_t))``.
 
@@ -200,9 +198,12 @@ def sample_ddpm(
             var_ts = (s_t**2 - a_ts**2 * s_s**2).clamp_min(0.0)
             mean = (a_ts * s_s**2 * x[k] + a_s * var_ts * x0[k]) / s_t**2
             std = (var_ts * s_s**2 / s_t**2).sqrt()
-            new[k] = mean + std * p.noise(k, x[k], generator)
+            new[k] = mean + std * p.noise(k, x[k])
 
-    return _run("ddpm", update, denoise, x, times, space, mask, generator, callback, constraint)
+    problem = _Problem(
+        denoise, x, times, space, mask, constraint, generator, callback, check_inputs
+    )
+    return _run(problem, update, "ddpm")
 
 
 def sample_ddim(
@@ -215,6 +216,7 @@ def sample_ddim(
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
     constraint: Constraint | None = None,
+    check_inputs: bool = True,
     eta: float = 0.0,
 ) -> State:
     """DDIM (Song et al. 2021, eq. 12): ``x_s = alpha_s x_0 + sqrt(sigma_s^2 - c^2) eps + c z``.
@@ -233,11 +235,14 @@ def sample_ddim(
                 var_ts = (s_t**2 - (a_t / a_s) ** 2 * s_s**2).clamp_min(0.0)
                 c = eta * (var_ts * s_s**2 / s_t**2).sqrt()
                 out = out + (s_s**2 - c**2).clamp_min(0.0).sqrt() * eps
-                new[k] = out + c * p.noise(k, x[k], generator)
+                new[k] = out + c * p.noise(k, x[k])
             else:
                 new[k] = out + s_s * eps
 
-    return _run("ddim", update, denoise, x, times, space, mask, generator, callback, constraint)
+    problem = _Problem(
+        denoise, x, times, space, mask, constraint, generator, callback, check_inputs
+    )
+    return _run(problem, update, "ddim")
 
 
 def sample_dpm_solver_pp_2m(
@@ -250,6 +255,7 @@ def sample_dpm_solver_pp_2m(
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
     constraint: Constraint | None = None,
+    check_inputs: bool = True,
 ) -> State:
     """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2): second-order multistep in
     ``lambda = log(alpha / sigma)`` with data prediction. The first step and the final step
@@ -270,9 +276,10 @@ def sample_dpm_solver_pp_2m(
             history[k] = (x0[k], h)
             new[k] = (s_s / s_t) * x[k] - a_s * torch.expm1(-h) * d
 
-    return _run(
-        "dpm_solver_pp_2m", update, denoise, x, times, space, mask, generator, callback, constraint
+    problem = _Problem(
+        denoise, x, times, space, mask, constraint, generator, callback, check_inputs
     )
+    return _run(problem, update, "dpm_solver_pp_2m")
 
 
 def _churn(
@@ -284,7 +291,6 @@ def _churn(
     s_tmin: float,
     s_tmax: float,
     s_noise: float,
-    generator: torch.Generator | None,
 ) -> tuple[dict, Tensor]:
     """EDM's stochastic churn (Karras et al. 2022, Alg. 2 lines 5-7) in any schedule.
 
@@ -309,37 +315,30 @@ def _churn(
         a_h, s_h = p.alpha_sigma(k, t_hat)
         ratio = torch.where(expand_like(gamma, x[k]) > 0, a_h / a_i, torch.ones_like(a_i))
         std = (s_h**2 - ratio**2 * s_i**2).clamp_min(0.0).sqrt()
-        out[k] = ratio * x[k] + s_noise * std * p.noise(k, x[k], generator)
+        out[k] = ratio * x[k] + s_noise * std * p.noise(k, x[k])
     return out, t_hat
 
 
 def _edm(
+    problem: _Problem,
     name: str,
     second_order: bool,
-    denoise: Denoise,
-    x: State,
-    times: Tensor,
-    space: Any,
-    mask: Any,
-    generator: torch.Generator | None,
-    callback: Callback | None,
-    constraint: Constraint | None,
     churn: float,
     s_tmin: float,
     s_tmax: float,
     s_noise: float,
 ) -> State:
-    problem = _Problem(denoise, x, times, space, mask, constraint)
+    times = problem.times
     if second_order or churn > 0:
         problem.require_positive_alpha(times[0], name)
     state = problem.x
     steps = times.shape[0] - 1
     for i in range(steps):
         t, s = times[i], times[i + 1]
-        state, t_hat = _churn(problem, state, t, steps, churn, s_tmin, s_tmax, s_noise, generator)
+        state, t_hat = _churn(problem, state, t, steps, churn, s_tmin, s_tmax, s_noise)
         x0 = problem.denoise(state, t_hat)
         new = dict(state)
-        problem.step_categorical(new, x0, t_hat, s, generator)
+        problem.step_categorical(new, x0, t_hat, s)
         eps = {}
         for k in problem.continuous():
             a_h, s_h = problem.alpha_sigma(k, t_hat)
@@ -347,11 +346,12 @@ def _edm(
             eps[k] = _eps(state[k], x0[k], a_h, s_h)
             new[k] = a_s * x0[k] + s_s * eps[k]  # Euler step in sigma/alpha (= DDIM)
         if second_order:
-            x0_next = problem.denoise(problem.finish_step(new, s), s)
+            predicted = problem.finish_step(new, s)
+            x0_next = problem.denoise(predicted, s)
             for k in problem.continuous():
                 a_h, s_h = problem.alpha_sigma(k, t_hat)
                 a_s, s_s = problem.alpha_sigma(k, s)
-                eps_next = _eps(new[k], x0_next[k], a_s, s_s)
+                eps_next = _eps(predicted[k], x0_next[k], a_s, s_s)
                 # Heun in x/alpha: x~_s = x~_hat + (sigma~_s - sigma~_hat) (d + d') / 2, d = eps
                 heun = (
                     a_s * x0[k]
@@ -360,8 +360,7 @@ def _edm(
                 )
                 new[k] = torch.where(s_s > 0, heun, new[k])
         state = problem.finish_step(new, s)
-        if callback is not None:
-            callback(SamplerStep(i, t, s, problem.unwrap(state), problem.unwrap(x0)))
+        problem.report(i, t, s, state, x0)
     return problem.unwrap(state)
 
 
@@ -375,6 +374,7 @@ def sample_euler(
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
     constraint: Constraint | None = None,
+    check_inputs: bool = True,
     churn: float = 0.0,
     s_tmin: float = 0.0,
     s_tmax: float = float("inf"),
@@ -385,10 +385,10 @@ def sample_euler(
     Steps the probability-flow ODE in the noise level ``sigma/alpha``; ``churn`` (EDM's
     ``S_churn``) adds noise within ``[s_tmin, s_tmax]`` (noise-level units) before each step.
     """
-    return _edm(
-        "euler", False, denoise, x, times, space, mask, generator, callback, constraint,
-        churn, s_tmin, s_tmax, s_noise,
-    )  # fmt: skip
+    problem = _Problem(
+        denoise, x, times, space, mask, constraint, generator, callback, check_inputs
+    )
+    return _edm(problem, "euler", False, churn, s_tmin, s_tmax, s_noise)
 
 
 def sample_heun(
@@ -401,6 +401,7 @@ def sample_heun(
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
     constraint: Constraint | None = None,
+    check_inputs: bool = True,
     churn: float = 0.0,
     s_tmin: float = 0.0,
     s_tmax: float = float("inf"),
@@ -409,10 +410,10 @@ def sample_heun(
     """EDM Heun (Karras et al. 2022, Alg. 2): Euler plus a trapezoidal correction, skipped on
     the final step to ``sigma = 0``; ``2N - 1`` network evaluations for N steps. Needs
     ``alpha(times[0]) > 0`` (use ``flow_heun`` for rectified-flow schedules started at 1)."""
-    return _edm(
-        "heun", True, denoise, x, times, space, mask, generator, callback, constraint,
-        churn, s_tmin, s_tmax, s_noise,
-    )  # fmt: skip
+    problem = _Problem(
+        denoise, x, times, space, mask, constraint, generator, callback, check_inputs
+    )
+    return _edm(problem, "heun", True, churn, s_tmin, s_tmax, s_noise)
 
 
 def _velocity(p: _Problem, k: str, x: Tensor, x0: Tensor, t: Tensor) -> Tensor:
@@ -423,40 +424,28 @@ def _velocity(p: _Problem, k: str, x: Tensor, x0: Tensor, t: Tensor) -> Tensor:
     return d_alpha * x0 + d_sigma * _eps(x, x0, alpha, sigma)
 
 
-def _flow(
-    name: str,
-    second_order: bool,
-    denoise: Denoise,
-    x: State,
-    times: Tensor,
-    space: Any,
-    mask: Any,
-    generator: torch.Generator | None,
-    callback: Callback | None,
-    constraint: Constraint | None,
-) -> State:
-    problem = _Problem(denoise, x, times, space, mask, constraint)
-    state = problem.x
+def _flow(problem: _Problem, second_order: bool) -> State:
+    times, state = problem.times, problem.x
     for i in range(times.shape[0] - 1):
         t, s = times[i], times[i + 1]
         x0 = problem.denoise(state, t)
         new = dict(state)
-        problem.step_categorical(new, x0, t, s, generator)
+        problem.step_categorical(new, x0, t, s)
         velocity = {}
         for k in problem.continuous():
             velocity[k] = _velocity(problem, k, state[k], x0[k], t)
             new[k] = state[k] + expand_like(s - t, state[k]) * velocity[k]
         if second_order:
-            x0_next = problem.denoise(problem.finish_step(new, s), s)
+            predicted = problem.finish_step(new, s)
+            x0_next = problem.denoise(predicted, s)
             for k in problem.continuous():
-                v_next = _velocity(problem, k, new[k], x0_next[k], s)
+                v_next = _velocity(problem, k, predicted[k], x0_next[k], s)
                 dt = expand_like(s - t, state[k])
                 heun = state[k] + dt * (velocity[k] + v_next) / 2.0
                 _, s_s = problem.alpha_sigma(k, s)
                 new[k] = torch.where(s_s > 0, heun, new[k])
         state = problem.finish_step(new, s)
-        if callback is not None:
-            callback(SamplerStep(i, t, s, problem.unwrap(state), problem.unwrap(x0)))
+        problem.report(i, t, s, state, x0)
     return problem.unwrap(state)
 
 
@@ -470,12 +459,14 @@ def sample_flow_euler(
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
     constraint: Constraint | None = None,
+    check_inputs: bool = True,
 ) -> State:
     """Euler on the flow ODE ``dx/dt = alpha'(t) x_0 + sigma'(t) eps`` in schedule time
     (flow matching's sampler; Lipman et al. 2023). Works from ``t = 1`` on every schedule."""
-    return _flow(
-        "flow_euler", False, denoise, x, times, space, mask, generator, callback, constraint
+    problem = _Problem(
+        denoise, x, times, space, mask, constraint, generator, callback, check_inputs
     )
+    return _flow(problem, False)
 
 
 def sample_flow_heun(
@@ -488,12 +479,14 @@ def sample_flow_heun(
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
     constraint: Constraint | None = None,
+    check_inputs: bool = True,
 ) -> State:
     """Heun (trapezoidal) on the flow ODE in schedule time; the final step to ``sigma = 0``
     is Euler, so N steps cost ``2N - 1`` evaluations."""
-    return _flow(
-        "flow_heun", True, denoise, x, times, space, mask, generator, callback, constraint
+    problem = _Problem(
+        denoise, x, times, space, mask, constraint, generator, callback, check_inputs
     )
+    return _flow(problem, True)
 
 
 def sample_euler_maruyama(
@@ -506,6 +499,7 @@ def sample_euler_maruyama(
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
     constraint: Constraint | None = None,
+    check_inputs: bool = True,
 ) -> State:
     """Euler–Maruyama on the reverse-time SDE (Song et al. 2021, eq. 6).
 
@@ -527,13 +521,13 @@ def sample_euler_maruyama(
             dt = expand_like(s - t, x[k])
             out = x[k] + (f * x[k] + g2 * eps / sigma) * dt
             if i < last:
-                out = out + (g2 * -dt).sqrt() * p.noise(k, x[k], generator)
+                out = out + (g2 * -dt).sqrt() * p.noise(k, x[k])
             new[k] = out
 
-    return _run(
-        "euler_maruyama", update, denoise, x, times, space, mask, generator, callback, constraint,
-        needs_positive_alpha=True,
-    )  # fmt: skip
+    problem = _Problem(
+        denoise, x, times, space, mask, constraint, generator, callback, check_inputs
+    )
+    return _run(problem, update, "euler_maruyama", needs_positive_alpha=True)
 
 
 SAMPLERS: dict[str, Callable[..., State]] = {

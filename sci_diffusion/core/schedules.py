@@ -51,11 +51,13 @@ class Schedule(ABC):
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> Tensor:
-        """A decreasing grid of ``steps + 1`` times from ``t_start`` to ``t_end``, shape (steps+1,)."""
+        """Decreasing grid of ``steps + 1`` times from ``t_start`` to ``t_end``, (steps+1,)."""
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
         if not 0.0 <= t_end < t_start <= 1.0:
-            raise ValueError(f"need 0 <= t_end < t_start <= 1, got t_start={t_start}, t_end={t_end}")
+            raise ValueError(
+                f"need 0 <= t_end < t_start <= 1, got t_start={t_start}, t_end={t_end}"
+            )
         return torch.linspace(t_start, t_end, steps + 1, device=device, dtype=dtype)
 
     def discrete_alphas_cumprod(self, num_train_steps: int = 1000) -> Tensor:

@@ -15,7 +15,6 @@ of spaces in :class:`ProductSpace`.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Union
 
 import torch
 from torch import Tensor
@@ -24,8 +23,8 @@ from ._checks import check_mask, check_ndim
 from .parameterization import expand_like
 from .schedules import Schedule
 
-State = Union[Tensor, dict[str, Tensor]]
-Mask = Union[Tensor, None, Mapping[str, Tensor | None]]
+State = Tensor | dict[str, Tensor]
+Mask = Tensor | None | Mapping[str, Tensor | None]
 
 
 def _mask_like(mask: Tensor, x: Tensor) -> Tensor:
@@ -136,11 +135,7 @@ class CoMFreeSpace(Space):
         return (x - centre) * m
 
     def degrees_of_freedom(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        n = (
-            torch.full((x.shape[0],), x.shape[1], device=x.device)
-            if mask is None
-            else mask.sum(1)
-        )
+        n = torch.full((x.shape[0],), x.shape[1], device=x.device) if mask is None else mask.sum(1)
         return (n - 1).clamp_min(0) * 3
 
 
