@@ -1,0 +1,1 @@
+"""Trainer, checkpoints, run directories and model cards."""
