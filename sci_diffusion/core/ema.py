@@ -48,9 +48,7 @@ class EMA:
     def update(self, model: nn.Module) -> None:
         """Fold the model's current weights into the average (call after each optimiser step)."""
         d = self.decay()
-        for averaged, current in zip(
-            self.module.parameters(), model.parameters(), strict=True
-        ):
+        for averaged, current in zip(self.module.parameters(), model.parameters(), strict=True):
             averaged.lerp_(current.detach().to(averaged.dtype), 1.0 - d)
         for averaged, current in zip(self.module.buffers(), model.buffers(), strict=True):
             averaged.copy_(current)

@@ -1,0 +1,287 @@
+"""The ``sci-diffusion`` command line: ``sci-diffusion <command> [key=value overrides...]``.
+
+Configs are composed with Hydra's compose API from the packaged ``configs/`` (groups
+``task``, ``model``, ``sampler``, ``trainer``), so overrides use Hydra's grammar. Errors in
+the user's input print one short message and exit with code 2; a diverged run exits 1.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import textwrap
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+COMMANDS = {
+    "train": "train a task: sci-diffusion train task=toy2d trainer.max_steps=200; "
+    "continue a run with resume=<run dir>",
+    "eval": "evaluate a run's EMA model: sci-diffusion eval run=<run dir> [sampler=heun steps=10]",
+    "sample": "draw samples from a run into a folder: sci-diffusion sample run=<run dir> "
+    "out=<dir> [n=1000 sampler=... steps=...]",
+    "bench": "benchmarks: sci-diffusion bench sampler out=<file.json> [quick=true]",
+    "quickstart": "the end-to-end demo on embedded defaults; writes a report "
+    "(sci-diffusion quickstart [out=<dir>])",
+}
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed as one line, exit code 2."""
+
+
+def _config_dir() -> str:
+    return str(resources.files("sci_diffusion.configs"))
+
+
+def _group_options(group: str) -> list[str]:
+    folder = Path(_config_dir()) / group
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def compose(overrides: list[str]) -> Any:
+    """Compose the config with ``overrides``; return it with ``hydra.run.dir`` resolved."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf, open_dict
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(_config_dir(), version_base=None):
+            cfg = hydra_compose("config", overrides=overrides, return_hydra_config=True)
+        run_dir = str(cfg.hydra.run.dir)
+        with open_dict(cfg):
+            del cfg["hydra"]
+        cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    except (HydraException, OmegaConfBaseException) as err:
+        raise UsageError(_hydra_message(err)) from None
+    validate(cfg)
+    return cfg, Path(run_dir)
+
+
+def _hydra_message(err: Exception) -> str:
+    text = str(err).strip()
+    lines = [ln for ln in text.splitlines() if ln.strip() and "provider=" not in ln]
+    if "Could not override" in text or "not in struct" in text:
+        key = text.split("'")[1] if "'" in text else "?"
+        group = key.split(".")[0]
+        known = ""
+        if group in ("trainer", "task", "model", "sampler"):
+            known = f" ({group} keys are listed by `sci-diffusion train --help`)"
+        return f"unknown config key '{key}'{known}"
+    missing = re.search(r"Could not find '([^'/]+)/([^']+)'", text)
+    if missing:
+        group, option = missing.groups()
+        options = ", ".join(_group_options(group))
+        return f"unknown {group} '{option}'; available {group} options: {options}"
+    return " ".join(lines[:2])
+
+
+TRAINER_TYPES: dict[str, tuple[type, ...]] = {
+    "max_steps": (int,), "max_minutes": (int, float, type(None)), "seed": (int,),
+    "device": (str,), "distributed": (bool,), "checkpoint_every": (int,),
+    "batch_size": (int,), "lr": (int, float), "weight_decay": (int, float),
+    "warmup_steps": (int,), "grad_clip": (int, float), "ema_decay": (float,),
+    "ema_power": (int, float), "log_every": (int,), "precision": (str,), "progress": (bool,),
+}  # fmt: skip
+CHOICES = {"trainer.precision": ("auto", "fp32", "bf16")}
+
+
+def validate(cfg: Any) -> None:
+    """Type- and range-check the keys every command relies on (one message naming the key)."""
+    for key, types in TRAINER_TYPES.items():
+        value = cfg.trainer.get(key)
+        if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise UsageError(f"trainer.{key} must be {names}, got {value!r}")
+    for key in ("max_steps", "checkpoint_every", "batch_size", "log_every"):
+        if cfg.trainer[key] < 1:
+            raise UsageError(f"trainer.{key} must be >= 1, got {cfg.trainer[key]}")
+    if not 0.0 <= cfg.trainer.ema_decay < 1.0:
+        raise UsageError(f"trainer.ema_decay must be in [0, 1), got {cfg.trainer.ema_decay}")
+    for key, allowed in CHOICES.items():
+        group, name = key.split(".")
+        if cfg[group][name] not in allowed:
+            raise UsageError(f"{key} must be one of {', '.join(allowed)}, got {cfg[group][name]!r}")
+    device = str(cfg.trainer.device)
+    if device != "auto" and device.split(":")[0] not in ("cpu", "cuda"):
+        raise UsageError(f"trainer.device must be auto, cpu, cuda or cuda:N, got {device!r}")
+    for key in ("steps", "n"):
+        value = cfg.get(key)
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise UsageError(f"{key} must be a positive integer, got {value!r}")
+
+
+def _kv(args: list[str], allowed: dict[str, str]) -> dict[str, str]:
+    out = {}
+    for arg in args:
+        if "=" not in arg:
+            raise UsageError(f"expected key=value, got {arg!r}; keys: {', '.join(allowed)}")
+        key, value = arg.split("=", 1)
+        if key not in allowed:
+            raise UsageError(f"unknown option {key!r}; allowed: {', '.join(allowed)}")
+        out[key] = value
+    return out
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+def cmd_train(args: list[str]) -> int:
+    from omegaconf import OmegaConf
+
+    from sci_diffusion.train.rundir import CONFIG_FILE
+    from sci_diffusion.train.trainer import train
+
+    cfg, run_dir = compose(args)
+    resume = cfg.get("resume")
+    if resume:
+        run_dir = Path(str(resume))
+        if not (run_dir / CONFIG_FILE).exists():
+            raise UsageError(f"resume={run_dir}: no {CONFIG_FILE} there; pass a train run dir")
+        saved = OmegaConf.load(run_dir / CONFIG_FILE)
+        for override in args:  # budgets may be extended on resume; nothing else changes
+            key = override.split("=", 1)[0]
+            if key in ("trainer.max_steps", "trainer.max_minutes", "trainer.progress"):
+                OmegaConf.update(saved, key, OmegaConf.select(cfg, key), merge=False)
+        cfg = saved
+    result = train(cfg, run_dir, resume=bool(resume))
+    print(f"trained {cfg.task.name} for {result.step} steps ({result.stop_reason}); "
+          f"last loss {result.last_loss:.4f}; run dir {result.run_dir}")  # fmt: skip
+    return 0
+
+
+def _run_dir_arg(cfg: Any, command: str) -> Path:
+    if not cfg.get("run"):
+        raise UsageError(f"{command} needs run=<run dir> (a directory written by train)")
+    return Path(str(cfg.run))
+
+
+def cmd_eval(args: list[str]) -> int:
+    import json
+
+    from sci_diffusion.train.evaluate import evaluate_run
+
+    cfg, _ = compose(args)
+    metrics = evaluate_run(_run_dir_arg(cfg, "eval"), cfg, args)
+    print(json.dumps(metrics, indent=2, default=str))
+    return 0
+
+
+def cmd_sample(args: list[str]) -> int:
+    import json
+
+    from sci_diffusion.train.evaluate import evaluate_run
+
+    cfg, _ = compose(args)
+    run_dir = _run_dir_arg(cfg, "sample")
+    out = Path(str(cfg.out)) if cfg.get("out") else run_dir / "samples"
+    metrics = evaluate_run(run_dir, cfg, args, out_dir=out)
+    print(json.dumps(metrics, indent=2, default=str))
+    print(f"samples written to {out}")
+    return 0
+
+
+def cmd_bench(args: list[str]) -> int:
+    if not args or "=" in args[0]:
+        raise UsageError("usage: sci-diffusion bench sampler out=<file.json> [quick=true]")
+    name, rest = args[0], args[1:]
+    if name != "sampler":
+        raise UsageError(f"unknown benchmark {name!r}; available: sampler")
+    opts = _kv(rest, {"out": "output JSON", "quick": "true|false"})
+    from sci_diffusion.bench.sampler import main_table, run_sampler_benchmark
+
+    quick = opts.get("quick", "false").lower() in ("1", "true", "yes")
+    result = run_sampler_benchmark(opts.get("out"), quick=quick)
+    print(main_table(result))
+    return 0
+
+
+def cmd_quickstart(args: list[str]) -> int:
+    from sci_diffusion.quickstart import run_quickstart
+
+    opts = _kv(args, {"out": "report directory", "steps": "training steps"})
+    report = run_quickstart(
+        Path(opts["out"]) if "out" in opts else None,
+        train_steps=int(opts["steps"]) if "steps" in opts else None,
+    )
+    print(f"report: {report}")
+    return 0
+
+
+HANDLERS = {
+    "train": cmd_train,
+    "eval": cmd_eval,
+    "sample": cmd_sample,
+    "bench": cmd_bench,
+    "quickstart": cmd_quickstart,
+}
+
+
+def _help() -> str:
+    from sci_diffusion.tasks import task_names
+
+    rows = "\n".join(f"  {name:<11} {text}" for name, text in COMMANDS.items())
+    return (
+        "usage: sci-diffusion <command> [key=value ...]\n\n"
+        "Diffusion models for science and robotics.\n\n"
+        f"commands:\n{rows}\n\n"
+        f"tasks: {', '.join(task_names())}\n"
+        "`sci-diffusion <command> --help` shows a command's options."
+    )
+
+
+def _command_help(command: str) -> str:
+    from sci_diffusion.tasks import task_names
+
+    groups = "\n".join(
+        f"  {g:<8} {', '.join(_group_options(g))}" for g in ("task", "model", "sampler", "trainer")
+    )
+    trainer_keys = ", ".join(TRAINER_TYPES)
+    body = textwrap.fill(COMMANDS[command], 88, subsequent_indent="  ")
+    if command in ("bench", "quickstart"):
+        return f"sci-diffusion {command}: {body}"
+    return (
+        f"sci-diffusion {command}: {body}\n\n"
+        f"config groups (choose with group=option):\n{groups}\n"
+        f"tasks: {', '.join(task_names())}\n"
+        f"trainer keys (trainer.<key>=...): {trainer_keys}\n"
+        "top-level keys: run, resume, steps, n, out, hydra.run.dir"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_help())
+        return 0 if argv else EXIT_USAGE
+    command, rest = argv[0], argv[1:]
+    if command not in HANDLERS:
+        print(f"error: unknown command {command!r}; commands: {', '.join(HANDLERS)}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    if any(a in ("-h", "--help") for a in rest):
+        print(_command_help(command))
+        return 0
+    from sci_diffusion.train.checkpoint import CheckpointError
+    from sci_diffusion.train.trainer import TrainingDiverged
+
+    try:
+        return HANDLERS[command](rest)
+    except (UsageError, CheckpointError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except TrainingDiverged as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Small, dependency-free report writers (markdown and SVG figures)."""

@@ -1,0 +1,84 @@
+"""Load a trained run (EMA weights) and evaluate or sample it with any configured sampler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from sci_diffusion.cards import update_model_card
+from sci_diffusion.core import Denoiser
+from sci_diffusion.tasks import build_task
+from sci_diffusion.tasks.base import Task
+
+from .checkpoint import latest_checkpoint, load_checkpoint
+from .distributed import resolve_device
+from .rundir import CHECKPOINT_DIR, METRICS_FILE, write_json_atomic
+from .sampling import sampler_settings
+
+
+@dataclass
+class LoadedRun:
+    cfg: DictConfig
+    task: Task
+    denoiser: Denoiser
+    checkpoint: Path
+    step: int
+    device: torch.device
+
+
+def load_run(run_dir: Path, device: str = "auto") -> LoadedRun:
+    """The latest verified checkpoint of ``run_dir``, its config, task and EMA denoiser."""
+    if not run_dir.is_dir():
+        raise ValueError(f"run directory {run_dir} does not exist; pass run=<a train run dir>")
+    path = latest_checkpoint(run_dir / CHECKPOINT_DIR)
+    if path is None:
+        raise ValueError(f"no valid checkpoint in {run_dir / CHECKPOINT_DIR}; train first")
+    tensors, meta = load_checkpoint(path)
+    cfg = OmegaConf.create(meta["config"])
+    task = build_task(cfg)
+    net = task.build_network()
+    prefix = "ema."
+    net.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
+    dev = resolve_device(device)
+    net = net.to(dev).eval()
+    return LoadedRun(cfg, task, task.denoiser(net), path, int(meta["step"]), dev)
+
+
+def apply_eval_overrides(cfg: DictConfig, cli_cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """The run's own config with the sampler and evaluation settings the user asked for."""
+    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
+    if any(k == "sampler" or k.startswith("sampler.") for k in keys):
+        cfg.sampler = cli_cfg.sampler
+    if cli_cfg.get("steps") is not None:
+        cfg.sampler.steps = int(cli_cfg.steps)
+    if cli_cfg.get("n") is not None:
+        cfg.task.eval.n_samples = int(cli_cfg.n)
+    for key in keys:
+        if key.startswith("task.eval."):
+            OmegaConf.update(cfg, key, OmegaConf.select(cli_cfg, key), merge=False)
+    sampler_settings(cfg.sampler)
+    return cfg
+
+
+def evaluate_run(
+    run_dir: Path, cli_cfg: DictConfig, overrides: list[str], out_dir: Path | None = None
+) -> dict[str, Any]:
+    """Evaluate the run's EMA model; write ``metrics.json`` and the model card's evaluation."""
+    loaded = load_run(run_dir, str(cli_cfg.trainer.device))
+    cfg = apply_eval_overrides(loaded.cfg, cli_cfg, overrides)
+    loaded.task.cfg = cfg
+    name, steps, _ = sampler_settings(cfg.sampler)
+    out_dir = out_dir or run_dir / "eval" / f"{name}_{steps}"
+    seed = int(cfg.task.eval.get("seed", 0))
+    generator = torch.Generator(device=loaded.device).manual_seed(seed)
+    metrics = loaded.task.evaluate(loaded.denoiser, out_dir, generator, loaded.device)
+    metrics = {"checkpoint": loaded.checkpoint.name, "step": loaded.step, **metrics}
+    write_json_atomic(out_dir / METRICS_FILE, metrics)
+    write_json_atomic(run_dir / METRICS_FILE, metrics)
+    update_model_card(run_dir, "evaluation", metrics, entry=f"{name}, {steps} steps")
+    return metrics

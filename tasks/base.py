@@ -1,0 +1,90 @@
+"""The contract between a task and the trainer, the evaluator and the model card."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from sci_diffusion.core import Denoiser, DiffusionObjective
+
+
+@dataclass
+class Batch:
+    """One training batch: clean samples, optional masks and conditioning keyword arguments."""
+
+    x0: Any
+    mask: Any = None
+    cond: dict[str, Tensor] = field(default_factory=dict)
+
+    def to(self, device: torch.device) -> Batch:
+        def move(v: Any) -> Any:
+            if isinstance(v, Tensor):
+                return v.to(device)
+            if isinstance(v, dict):
+                return {k: move(x) for k, x in v.items()}
+            return v
+
+        return Batch(move(self.x0), move(self.mask), move(self.cond))
+
+
+@dataclass
+class DataInfo:
+    """What the model card says about the training data."""
+
+    name: str
+    size: int
+    split: str
+    fingerprint: str
+    source: str
+
+
+class Task(ABC):
+    """A benchmark: data, the network, the objective and the evaluation.
+
+    Subclasses receive the whole resolved config (``cfg.task``, ``cfg.model``, ...) and must
+    be deterministic given ``cfg.trainer.seed``.
+    """
+
+    #: "simulation only", "in-silico only", "synthetic data only"...
+    validation_status: str = "synthetic data only"
+    intended_use: str = ""
+    limitations: tuple[str, ...] = ()
+    conditioning: str = "none"
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+
+    @abstractmethod
+    def build_network(self) -> nn.Module:
+        """A freshly initialised network (seeded by the caller)."""
+
+    @abstractmethod
+    def denoiser(self, net: nn.Module) -> Denoiser:
+        """Wrap ``net`` with this task's space, schedule and prediction."""
+
+    def objective(self, denoiser: Denoiser) -> DiffusionObjective:
+        d = self.cfg.task.diffusion
+        return DiffusionObjective(
+            denoiser,
+            d.weighting,
+            time_distribution=d.get("time_distribution", "uniform"),
+            min_snr_gamma=d.get("min_snr_gamma", 5.0),
+        )
+
+    @abstractmethod
+    def data_info(self) -> DataInfo: ...
+
+    @abstractmethod
+    def sample_batch(self, batch_size: int, generator: torch.Generator) -> Batch:
+        """A training batch drawn with ``generator`` (CPU tensors)."""
+
+    @abstractmethod
+    def evaluate(
+        self, denoiser: Denoiser, out_dir: Path, generator: torch.Generator, device: torch.device
+    ) -> dict[str, Any]:
+        """Sample with the configured sampler, write artefacts into ``out_dir``, return metrics."""

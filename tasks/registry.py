@@ -1,0 +1,27 @@
+"""Task name -> implementing class, imported on demand."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .base import Task
+
+TASKS: dict[str, tuple[str, str]] = {
+    "toy2d": ("sci_diffusion.tasks.toy2d", "Toy2DTask"),
+}
+"""Registered tasks: name -> (module, class). Add a line here to add a task."""
+
+
+def task_names() -> list[str]:
+    return sorted(TASKS)
+
+
+def build_task(cfg: Any) -> Task:
+    """Instantiate the task named ``cfg.task.name`` with the whole resolved config."""
+    name = cfg.task.name
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; available: {', '.join(task_names())}")
+    module, cls = TASKS[name]
+    return getattr(importlib.import_module(module), cls)(cfg)
