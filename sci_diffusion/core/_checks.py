@@ -24,7 +24,7 @@ def check_times(t: Tensor, what: str = "t") -> None:
     """Times live in [0, 1]. This check syncs with the device: call it outside loops."""
     if not torch.is_floating_point(t):
         raise ValueError(f"{what} must be a floating-point tensor, got dtype {t.dtype}")
-    if t.numel() and (bool((t < 0).any()) or bool((t > 1).any())):
+    if t.numel() and not bool(((t >= 0) & (t <= 1)).all()):  # NaN fails this too
         raise ValueError(
             f"{what} must lie in [0, 1] (0 = data, 1 = noise); got values in "
             f"[{float(t.min()):.4g}, {float(t.max()):.4g}]"

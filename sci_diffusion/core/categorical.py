@@ -150,6 +150,11 @@ class CategoricalSpace:
         m_at_xt = (x_t * m).sum(-1, keepdim=True)  # m_j for the observed class j
         forward = a_ts * x_t + (1.0 - a_ts) * m_at_xt  # q(x_t = j | x_s = i), over i
         likelihood = a_t * x_t + (1.0 - a_t) * m_at_xt  # q(x_t = j | x_0 = k), over k
+        # A denoiser whose probabilities all fall on classes that cannot have produced x_t
+        # (e.g. softmax underflow) says nothing: fall back to a flat guess over possible ones.
+        possible = likelihood > 0
+        supported = (probs_x0 * possible).sum(-1, keepdim=True) > 0
+        probs_x0 = torch.where(supported, probs_x0, possible.to(probs_x0.dtype))
         weights = torch.where(
             likelihood > 0, probs_x0 / likelihood.clamp_min(1e-30), torch.zeros_like(probs_x0)
         )

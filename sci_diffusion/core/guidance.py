@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .parameterization import expand_like
+from .parameterization import edm_coefficients, expand_like
 from .schedules import Schedule
 from .spaces import State
 
@@ -77,21 +77,24 @@ def gradient_guidance(
     *,
     through_denoiser: bool = True,
     min_alpha: float = 1e-2,
+    sigma_data: float = 1.0,
 ) -> Callable[[Tensor, Tensor], Tensor]:
     """Add ``scale * grad log p(y | x_t)`` to the score, expressed on x0.
 
     ``log_prob(x0, t)`` returns one value per sample (B,). With ``through_denoiser`` the
     gradient flows through the network (DPS, Chung et al. 2023:
     ``grad_x log p(y | x_t) ~ grad_x log_prob(D(x_t))``); otherwise it is taken at ``x0 = D``
-    and mapped by Tweedie's ``d x0 / d x_t ~ 1 / alpha`` (cheaper, no backward through the
-    network). The score shift becomes ``D' = D + scale (sigma^2 / alpha) grad``; ``alpha`` is
-    floored at ``min_alpha`` so guidance stays finite at the start of sampling.
+    and mapped by the Jacobian ``d x0 / d x_t`` of Gaussian data with standard deviation
+    ``sigma_data``, EDM's ``c_skip = alpha sigma_d^2 / (sigma^2 + alpha^2 sigma_d^2)`` (cheaper,
+    no backward through the network; -> 1/alpha at low noise, -> 0 at high noise).
+    The score shift becomes ``D' = D + scale (sigma^2 / alpha) grad``; ``alpha`` is floored
+    at ``min_alpha`` so guidance stays finite at the start of sampling.
     Must not run under ``torch.inference_mode`` (use ``torch.no_grad`` around sampling).
     """
 
     def guided(x: Tensor, t: Tensor) -> Tensor:
-        alpha, sigma = schedule.alpha_sigma(expand_like(t, x))
-        alpha = alpha.clamp_min(min_alpha)
+        alpha_raw, sigma = schedule.alpha_sigma(expand_like(t, x))
+        alpha = alpha_raw.clamp_min(min_alpha)
         with torch.enable_grad():
             if through_denoiser:
                 x_in = x.detach().requires_grad_(True)
@@ -101,7 +104,7 @@ def gradient_guidance(
             else:
                 x0 = denoise(x, t).detach().requires_grad_(True)
                 (grad,) = torch.autograd.grad(log_prob(x0, t).sum(), x0)
-                grad = grad / alpha
+                grad = grad * edm_coefficients(alpha_raw, sigma, sigma_data)[0]
         return x0 + scale * (sigma**2 / alpha) * grad
 
     return guided

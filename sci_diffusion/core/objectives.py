@@ -154,6 +154,7 @@ class DiffusionObjective:
             if space.is_categorical:
                 noisy[k] = space.sample_xt(value, t, masks[k], generator)
             else:
+                value = data[k] = space.project(value, masks[k])  # e.g. centre point clouds
                 eps[k] = space.noise(value, masks[k], generator)
                 noisy[k] = space.project(space.add_noise(value, t, eps[k]), masks[k])
         x_t = noisy["x"] if single else noisy

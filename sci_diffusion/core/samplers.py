@@ -132,6 +132,14 @@ class _Problem:
         if self.callback is not None:
             self.callback(SamplerStep(i, t, s, self.unwrap(x), self.unwrap(x0)))
 
+    def ends_at_data(self) -> bool:
+        """Whether the grid ends at sigma = 0 for every continuous component. Read once,
+        before the loop; without input checks (sync-free mode) assume it does not."""
+        if not self.check_inputs:
+            return False
+        end = self.times[-1]
+        return all(bool((self.alpha_sigma(k, end)[1] == 0).all()) for k in self.continuous())
+
     def require_positive_alpha(self, t0: Tensor, sampler: str) -> None:
         if not self.check_inputs:
             return
@@ -333,6 +341,7 @@ def _edm(
         problem.require_positive_alpha(times[0], name)
     state = problem.x
     steps = times.shape[0] - 1
+    last_corrected = steps - 2 if problem.ends_at_data() else steps - 1
     for i in range(steps):
         t, s = times[i], times[i + 1]
         state, t_hat = _churn(problem, state, t, steps, churn, s_tmin, s_tmax, s_noise)
@@ -345,7 +354,7 @@ def _edm(
             a_s, s_s = problem.alpha_sigma(k, s)
             eps[k] = _eps(state[k], x0[k], a_h, s_h)
             new[k] = a_s * x0[k] + s_s * eps[k]  # Euler step in sigma/alpha (= DDIM)
-        if second_order:
+        if second_order and i <= last_corrected:
             predicted = problem.finish_step(new, s)
             x0_next = problem.denoise(predicted, s)
             for k in problem.continuous():
@@ -426,7 +435,9 @@ def _velocity(p: _Problem, k: str, x: Tensor, x0: Tensor, t: Tensor) -> Tensor:
 
 def _flow(problem: _Problem, second_order: bool) -> State:
     times, state = problem.times, problem.x
-    for i in range(times.shape[0] - 1):
+    steps = times.shape[0] - 1
+    last_corrected = steps - 2 if problem.ends_at_data() else steps - 1
+    for i in range(steps):
         t, s = times[i], times[i + 1]
         x0 = problem.denoise(state, t)
         new = dict(state)
@@ -435,7 +446,7 @@ def _flow(problem: _Problem, second_order: bool) -> State:
         for k in problem.continuous():
             velocity[k] = _velocity(problem, k, state[k], x0[k], t)
             new[k] = state[k] + expand_like(s - t, state[k]) * velocity[k]
-        if second_order:
+        if second_order and i <= last_corrected:
             predicted = problem.finish_step(new, s)
             x0_next = problem.denoise(predicted, s)
             for k in problem.continuous():
@@ -508,9 +519,9 @@ def sample_euler_maruyama(
     ``x_s = x_t + (f x_t + g^2 eps / sigma)(s - t) + g sqrt(t - s) z``. The last step adds no
     noise (the usual "denoised final step"). Needs ``alpha(times[0]) > 0``.
     """
-    last = times.shape[0] - 2
 
     def update(p: _Problem, x: dict, x0: dict, new: dict, i: int, t: Tensor, s: Tensor) -> None:
+        last = p.times.shape[0] - 2
         for k in p.continuous():
             tt = expand_like(t, x[k])
             alpha, sigma = p.spaces[k].schedule.alpha_sigma(tt)

@@ -60,15 +60,18 @@ class Schedule(ABC):
             )
         return torch.linspace(t_start, t_end, steps + 1, device=device, dtype=dtype)
 
-    def discrete_alphas_cumprod(self, num_train_steps: int = 1000) -> Tensor:
+    def discrete_alphas_cumprod(
+        self, num_train_steps: int = 1000, min_alpha_bar: float = 1e-5
+    ) -> Tensor:
         """``alpha(t_i)^2 / (alpha(t_i)^2 + sigma(t_i)^2)`` at ``t_i = i / N``, i = 1..N.
 
         The variance-preserving view of this schedule as a discrete DDPM chain, for interop with
-        discrete-time libraries (e.g. ``diffusers``' ``trained_betas``). Shape (N,), float64.
+        discrete-time libraries (e.g. ``diffusers``' ``trained_betas``). Shape (N,), float64;
+        floored at ``min_alpha_bar`` so that no discrete beta reaches 1 (rectified flow).
         """
         t = torch.arange(1, num_train_steps + 1, dtype=torch.float64) / num_train_steps
         alpha, sigma = self.alpha_sigma(t)
-        return alpha**2 / (alpha**2 + sigma**2)
+        return (alpha**2 / (alpha**2 + sigma**2)).clamp_min(min_alpha_bar)
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
@@ -120,7 +123,9 @@ class CosineSchedule(_VariancePreserving):
         return math.cos(self.s / (1.0 + self.s) * math.pi / 2.0) ** 2
 
     def alpha_bar(self, t: Tensor) -> Tensor:
-        return (torch.cos(self._u(t)) ** 2 / self._f0()).clamp(self.min_alpha_bar, 1.0)
+        # cos^2(u)/f0 rounds to 1 - 6e-8 at t = 0 in float32; t = 0 must be the data exactly.
+        abar = (torch.cos(self._u(t)) ** 2 / self._f0()).clamp(self.min_alpha_bar, 1.0)
+        return torch.where(t <= 0, torch.ones_like(abar), abar)
 
     def d_alpha_bar(self, t: Tensor) -> Tensor:
         u = self._u(t)
