@@ -70,12 +70,8 @@ def to_x0(
     """
     t = expand_like(t, x_t)
     alpha, sigma = schedule.alpha_sigma(t)
-    if prediction == "x0":
-        return output
-    if prediction == "epsilon":
-        return (x_t - sigma * output) / alpha
-    if prediction == "v":
-        return (alpha * x_t - sigma * output) / (alpha**2 + sigma**2)
+    if prediction in _FROM_ALPHA_SIGMA:
+        return x0_from_alpha_sigma(prediction, output, x_t, alpha, sigma)
     if prediction == "velocity":
         d_alpha, d_sigma = schedule.d_alpha_sigma(t)
         return (d_sigma * x_t - sigma * output) / (alpha * d_sigma - sigma * d_alpha)
@@ -83,6 +79,23 @@ def to_x0(
         c_skip, c_out, _, _ = edm_coefficients(alpha, sigma, sigma_data)
         return c_skip * x_t + c_out * output
     raise ValueError(f"unknown prediction {prediction!r}; accepted: {', '.join(PREDICTIONS)}")
+
+
+_FROM_ALPHA_SIGMA = ("epsilon", "x0", "v")
+
+
+def x0_from_alpha_sigma(
+    prediction: str, output: Tensor, x_t: Tensor, alpha: Tensor, sigma: Tensor
+) -> Tensor:
+    """:func:`to_x0` for ``epsilon``, ``x0`` and ``v`` given ``(alpha, sigma)`` directly
+    (samplers pass values precomputed on their grid)."""
+    if prediction == "x0":
+        return output
+    if prediction == "epsilon":
+        return (x_t - sigma * output) / alpha
+    if prediction == "v":
+        return (alpha * x_t - sigma * output) / (alpha**2 + sigma**2)
+    raise ValueError(f"x0_from_alpha_sigma handles {_FROM_ALPHA_SIGMA}, got {prediction!r}")
 
 
 def target(
@@ -212,6 +225,15 @@ class Denoiser:
 
     def __call__(self, x_t: Any, t: Tensor, **cond: Any) -> Any:
         return self.to_x0(self.network_output(x_t, t, **cond), x_t, t)
+
+    def denoise_at(self, x_t: Tensor, t: Tensor, alpha: Tensor, sigma: Tensor, **cond: Any) -> Any:
+        """Same as calling, with ``(alpha, sigma)`` at ``t`` supplied by the caller (a sampler's
+        precomputed grid), which saves re-evaluating the schedule every step."""
+        prediction = self.prediction.get("x")
+        if not self.single or prediction not in _FROM_ALPHA_SIGMA:
+            return self(x_t, t, **cond)
+        output = self.network_output(x_t, t, **cond)
+        return x0_from_alpha_sigma(prediction, output, x_t, alpha, sigma)
 
 
 class _ScheduleOnly:

@@ -91,6 +91,7 @@ class _Problem:
             for key, sub in self.spaces.items():
                 sub.validate(self.x[key], self.masks[key])
         self.check_inputs = check_inputs
+        self._grids: dict[str, tuple[Tensor, Tensor, tuple[Tensor, ...], tuple[Tensor, ...]]] = {}
         self._denoise = denoise
         self._constraint = constraint
 
@@ -106,8 +107,30 @@ class _Problem:
     def categorical(self) -> list[str]:
         return [k for k, s in self.spaces.items() if s.is_categorical]
 
-    def denoise(self, x: dict[str, Tensor], t: Tensor) -> dict[str, Tensor]:
-        out = self.wrap(self._denoise(self.unwrap(x), t))
+    def grid(self, key: str) -> tuple[Tensor, Tensor]:
+        """``(alpha, sigma)`` on the whole grid, shape (N+1, ...) broadcastable per step against
+        component ``key``. Evaluated once, so the loop does no schedule arithmetic."""
+        if key not in self._grids:
+            alpha, sigma = self.spaces[key].schedule.alpha_sigma(self.times)
+            shape = alpha.shape + (1,) * (self.x[key].ndim - self.times.ndim + 1)
+            alpha, sigma = alpha.reshape(shape), sigma.reshape(shape)
+            self._grids[key] = (alpha, sigma, alpha.unbind(0), sigma.unbind(0))
+        return self._grids[key][0], self._grids[key][1]
+
+    def at(self, key: str, i: int) -> tuple[Tensor, Tensor]:
+        """``(alpha, sigma)`` at ``times[i]`` for component ``key`` (a view; no tensor ops)."""
+        self.grid(key)
+        _, _, alphas, sigmas = self._grids[key]
+        return alphas[i], sigmas[i]
+
+    def denoise(self, x: dict[str, Tensor], t: Tensor, i: int | None = None) -> dict[str, Tensor]:
+        """The x0 estimate at ``t`` (``= times[i]`` when ``i`` is given: a :class:`Denoiser`
+        then reuses the grid's coefficients instead of re-evaluating the schedule)."""
+        denoise_at = getattr(self._denoise, "denoise_at", None)
+        if self.single and i is not None and denoise_at is not None:
+            out = {"x": denoise_at(x["x"], t, *self.at("x", i))}
+        else:
+            out = self.wrap(self._denoise(self.unwrap(x), t))
         return {k: self.spaces[k].project(v, self.masks[k]) for k, v in out.items()}
 
     def finish_step(self, x: dict[str, Tensor], s: Tensor) -> dict[str, Tensor]:
@@ -168,7 +191,7 @@ def _run(problem: _Problem, update: Update, name: str, needs_positive_alpha: boo
     times, state = problem.times, problem.x
     for i in range(times.shape[0] - 1):
         t, s = times[i], times[i + 1]
-        x0 = problem.denoise(state, t)
+        x0 = problem.denoise(state, t, i)
         new = dict(state)
         problem.step_categorical(new, x0, t, s)
         update(problem, state, x0, new, i, t, s)
@@ -200,8 +223,8 @@ def sample_ddpm(
 
     def update(p: _Problem, x: dict, x0: dict, new: dict, i: int, t: Tensor, s: Tensor) -> None:
         for k in p.continuous():
-            a_t, s_t = p.alpha_sigma(k, t)
-            a_s, s_s = p.alpha_sigma(k, s)
+            a_t, s_t = p.at(k, i)
+            a_s, s_s = p.at(k, i + 1)
             a_ts = a_t / a_s
             var_ts = (s_t**2 - a_ts**2 * s_s**2).clamp_min(0.0)
             mean = (a_ts * s_s**2 * x[k] + a_s * var_ts * x0[k]) / s_t**2
@@ -233,10 +256,20 @@ def sample_ddim(
     discretisation (identical to EDM's Euler step in ``sigma/alpha``), ``eta = 1`` matches DDPM.
     """
 
+    coefficients: dict[str, tuple[tuple[Tensor, ...], tuple[Tensor, ...]]] = {}
+
     def update(p: _Problem, x: dict, x0: dict, new: dict, i: int, t: Tensor, s: Tensor) -> None:
         for k in p.continuous():
-            a_t, s_t = p.alpha_sigma(k, t)
-            a_s, s_s = p.alpha_sigma(k, s)
+            if eta == 0:  # x_s = c1 x_t + c2 x0, with both coefficients computed on the grid
+                if k not in coefficients:
+                    alpha, sigma = p.grid(k)
+                    c1 = sigma[1:] / sigma[:-1]
+                    coefficients[k] = (c1.unbind(0), (alpha[1:] - c1 * alpha[:-1]).unbind(0))
+                c1s, c2s = coefficients[k]
+                new[k] = torch.addcmul(c1s[i] * x[k], c2s[i], x0[k])
+                continue
+            a_t, s_t = p.at(k, i)
+            a_s, s_s = p.at(k, i + 1)
             eps = _eps(x[k], x0[k], a_t, s_t)
             out = a_s * x0[k]
             if eta > 0:
@@ -244,8 +277,6 @@ def sample_ddim(
                 c = eta * (var_ts * s_s**2 / s_t**2).sqrt()
                 out = out + (s_s**2 - c**2).clamp_min(0.0).sqrt() * eps
                 new[k] = out + c * p.noise(k, x[k])
-            else:
-                new[k] = out + s_s * eps
 
     problem = _Problem(
         denoise, x, times, space, mask, constraint, generator, callback, check_inputs
@@ -268,21 +299,29 @@ def sample_dpm_solver_pp_2m(
     """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2): second-order multistep in
     ``lambda = log(alpha / sigma)`` with data prediction. The first step and the final step
     to ``sigma = 0`` are first order (the latter lands exactly on ``x_0``)."""
-    history: dict[str, tuple[Tensor, Tensor]] = {}
+    coefficients: dict[str, tuple[tuple[Tensor, ...], ...]] = {}
+    previous: dict[str, Tensor] = {}
+
+    def prepare(p: _Problem, k: str) -> tuple[tuple[Tensor, ...], ...]:
+        """Per step: ``x_s = c1 x_t + c2 D'`` with ``D' = D + w (D - D_prev)``."""
+        alpha, sigma = p.grid(k)
+        lam = torch.log(alpha) - torch.log(sigma)
+        h = lam[1:] - lam[:-1]
+        c1 = sigma[1:] / sigma[:-1]
+        c2 = -alpha[1:] * torch.expm1(-h)
+        ratio = torch.cat([torch.zeros_like(h[:1]), h[:-1] / h[1:]])  # r_i = h_{i-1} / h_i
+        second_order = torch.isfinite(h) & (ratio > 0)  # not the first step, not into sigma=0
+        w = torch.where(second_order, 0.5 / ratio.clamp_min(1e-30), torch.zeros_like(h))
+        return c1.unbind(0), c2.unbind(0), w.unbind(0)
 
     def update(p: _Problem, x: dict, x0: dict, new: dict, i: int, t: Tensor, s: Tensor) -> None:
         for k in p.continuous():
-            a_t, s_t = p.alpha_sigma(k, t)
-            a_s, s_s = p.alpha_sigma(k, s)
-            h = (torch.log(a_s) - torch.log(s_s)) - (torch.log(a_t) - torch.log(s_t))
-            d = x0[k]
-            if k in history:
-                d_prev, h_prev = history[k]
-                r = h_prev / h
-                second = d + (d - d_prev) / (2.0 * r)
-                d = torch.where(torch.isfinite(h) & (r > 0), second, d)
-            history[k] = (x0[k], h)
-            new[k] = (s_s / s_t) * x[k] - a_s * torch.expm1(-h) * d
+            if k not in coefficients:
+                coefficients[k] = prepare(p, k)
+            c1, c2, w = (c[i] for c in coefficients[k])
+            d = x0[k] if i == 0 else torch.lerp(x0[k], previous[k], -w)
+            previous[k] = x0[k]
+            new[k] = torch.addcmul(c1 * x[k], c2, d)
 
     problem = _Problem(
         denoise, x, times, space, mask, constraint, generator, callback, check_inputs
