@@ -211,8 +211,11 @@ def _time_interleaved(
     return {key: statistics.median(values) for key, values in samples.items()}
 
 
-def speed_records(repeats: int = 15, min_time: float = 0.05, seed: int = 0) -> list[dict[str, Any]]:
-    """Wall time of :data:`SPEED_STEPS` steps, ours against diffusers, at each batch size.
+def speed_records(
+    repeats: int = 15, min_time: float = 0.05, seed: int = 0, device: str = "cpu"
+) -> list[dict[str, Any]]:
+    """Wall time of :data:`SPEED_STEPS` steps, ours against diffusers, at each batch size,
+    on ``device`` (CUDA timings synchronise the device at the end of every call).
 
     ``network_s`` is the time of the network calls alone; ``overhead_fraction`` is
     ``(ours_s - network_s) / network_s`` and ``ratio`` is ``ours_s / diffusers_s``.
@@ -220,7 +223,12 @@ def speed_records(repeats: int = 15, min_time: float = 0.05, seed: int = 0) -> l
     diffusers = _import_diffusers()
     torch.manual_seed(seed)
     schedule = CosineSchedule()
-    net = TimeMLP().eval()
+    net = TimeMLP().eval().to(device)
+
+    def sync() -> None:
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize(device)
+
     denoiser = Denoiser(net, schedule, prediction="epsilon")
     space = EuclideanSpace(schedule)
     betas = diffusers_betas(schedule).numpy()
@@ -231,26 +239,31 @@ def speed_records(repeats: int = 15, min_time: float = 0.05, seed: int = 0) -> l
     }
     records: list[dict[str, Any]] = []
     for batch in SPEED_BATCHES:
-        x = torch.randn(batch, 2, generator=torch.Generator().manual_seed(seed))
-        grid = schedule.time_grid(SPEED_STEPS)
+        x = torch.randn(batch, 2, generator=torch.Generator().manual_seed(seed)).to(device)
+        grid = schedule.time_grid(SPEED_STEPS, device=device)
         net_times = [t.expand(batch) for t in grid[:-1]]
         for name, scheduler_name in SPEED_PAIRS:
             scheduler = schedulers[scheduler_name]
 
             def ours(name: str = name, x: Tensor = x) -> Tensor:
-                return sample(name, denoiser, x, schedule.time_grid(SPEED_STEPS), space=space)
+                times = schedule.time_grid(SPEED_STEPS, device=device)
+                out = sample(name, denoiser, x, times, space=space)
+                sync()
+                return out
 
             def theirs(scheduler: Any = scheduler, x: Tensor = x, batch: int = batch) -> Tensor:
-                scheduler.set_timesteps(SPEED_STEPS)
+                scheduler.set_timesteps(SPEED_STEPS, device=device)
                 y = x
                 for step in scheduler.timesteps:
                     output = net(y, (step / TRAIN_STEPS).expand(batch))
                     y = scheduler.step(output, step, y).prev_sample
+                sync()
                 return y
 
             def network(x: Tensor = x, net_times: list[Tensor] = net_times) -> None:
                 for t in net_times:
                     net(x, t)
+                sync()
 
             with torch.inference_mode():
                 timing = _time_interleaved(

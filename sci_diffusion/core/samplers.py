@@ -319,7 +319,7 @@ def sample_dpm_solver_pp_2m(
             if k not in coefficients:
                 coefficients[k] = prepare(p, k)
             c1, c2, w = (c[i] for c in coefficients[k])
-            d = x0[k] if i == 0 else torch.lerp(x0[k], previous[k], -w)
+            d = x0[k] if i == 0 else x0[k] + w * (x0[k] - previous[k])
             previous[k] = x0[k]
             new[k] = torch.addcmul(c1 * x[k], c2, d)
 

@@ -160,3 +160,15 @@ def test_function_evaluations_match_denoiser_calls(name, t_end):
     if t_end > 0 and name in {"heun", "flow_heun"}:
         expected = 2 * steps
     assert len(calls) == expected, f"{name}: {len(calls)} calls, advertised {expected}"
+
+
+@pytest.mark.parametrize("name", sorted(set(SAMPLERS) - {"categorical"}))
+def test_state_dtype_may_differ_from_time_dtype(name: str) -> None:
+    """A float64 state on a float32 grid (and the reverse) samples without dtype errors."""
+    schedule = CosineSchedule()
+    space = EuclideanSpace(schedule)
+    for state_dtype, time_dtype in ((torch.float64, torch.float32), (torch.float32, torch.float64)):
+        x = torch.randn(4, 2, dtype=state_dtype)
+        times = schedule.time_grid(5, t_start=0.99, dtype=time_dtype)
+        out = sample(name, lambda x, t: 0.5 * x, x, times, space=space)
+        assert torch.isfinite(out).all()
