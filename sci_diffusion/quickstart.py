@@ -15,7 +15,7 @@ from sci_diffusion.train.evaluate import evaluate_run
 from sci_diffusion.train.rundir import write_text_atomic
 from sci_diffusion.train.trainer import train
 
-EVAL_SAMPLERS = (("ddim", 50), ("dpm_solver_pp_2m", 10), ("heun", 10))
+EVAL_SAMPLERS = (("ddim", 50), ("dpm_solver_pp_2m", 10), ("ddpm", 100))
 
 
 def run_quickstart(out: Path | None = None, train_steps: int | None = None) -> Path:
