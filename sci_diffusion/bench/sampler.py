@@ -54,6 +54,9 @@ QUALITY_COMBOS: tuple[tuple[str, str], ...] = (
     ("flow_heun", "cosine"),
     ("flow_heun", "rectified_flow"),
     ("euler_maruyama", "cosine"),
+    ("ddim", "karras"),
+    ("dpm_solver_pp_2m", "karras"),
+    ("heun", "karras"),
 )
 """(sampler, schedule) pairs of the quality table; pairs that raise ``ValueError`` are skipped."""
 
