@@ -64,8 +64,13 @@ def compose(overrides: list[str]) -> Any:
 
 
 def _hydra_message(err: Exception) -> str:
+    from hydra.errors import OverrideParseException
+
     text = str(err).strip()
     lines = [ln for ln in text.splitlines() if ln.strip() and "provider=" not in ln]
+    override = getattr(err, "override", None)
+    if isinstance(err, OverrideParseException) and override and override not in text:
+        return f"cannot parse override {override!r}: {lines[0] if lines else text}"
     if "Could not override" in text or "not in struct" in text:
         key = text.split("'")[1] if "'" in text else "?"
         group = key.split(".")[0]
@@ -93,6 +98,8 @@ CHOICES = {"trainer.precision": ("auto", "fp32", "bf16")}
 
 def validate(cfg: Any) -> None:
     """Type- and range-check the keys every command relies on (one message naming the key)."""
+    from omegaconf import OmegaConf
+
     for key, types in TRAINER_TYPES.items():
         value = cfg.trainer.get(key)
         if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
@@ -110,6 +117,11 @@ def validate(cfg: Any) -> None:
     device = str(cfg.trainer.device)
     if device != "auto" and device.split(":")[0] not in ("cpu", "cuda"):
         raise UsageError(f"trainer.device must be auto, cpu, cuda or cuda:N, got {device!r}")
+    for key in ("model.width", "model.depth", "task.data.size", "task.data.seed",
+                "task.eval.n_samples", "task.eval.seed"):  # fmt: skip
+        value = OmegaConf.select(cfg, key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise UsageError(f"{key} must be int, got {value!r}")
     for key in ("steps", "n"):
         value = cfg.get(key)
         if value is not None and (not isinstance(value, int) or value < 1):
@@ -144,9 +156,17 @@ def cmd_train(args: list[str]) -> int:
         if not (run_dir / CONFIG_FILE).exists():
             raise UsageError(f"resume={run_dir}: no {CONFIG_FILE} there; pass a train run dir")
         saved = OmegaConf.load(run_dir / CONFIG_FILE)
+        budgets = ("trainer.max_steps", "trainer.max_minutes", "trainer.progress")
+        ignored = [o.split("=", 1)[0] for o in args
+                   if o.split("=", 1)[0].lstrip("+~") not in (*budgets, "resume")]  # fmt: skip
+        if ignored:
+            raise UsageError(
+                f"resume continues {run_dir} with its saved config; only {', '.join(budgets)} "
+                f"may change, got {', '.join(ignored)}"
+            )
         for override in args:  # budgets may be extended on resume; nothing else changes
             key = override.split("=", 1)[0]
-            if key in ("trainer.max_steps", "trainer.max_minutes", "trainer.progress"):
+            if key in budgets:
                 OmegaConf.update(saved, key, OmegaConf.select(cfg, key), merge=False)
         cfg = saved
     result = train(cfg, run_dir, resume=bool(resume))

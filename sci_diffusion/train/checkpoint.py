@@ -351,6 +351,8 @@ def _read_checkpoint(path: Path, *, keep_tensors: bool) -> tuple[dict[str, Tenso
         try:
             for name in sorted(handle.keys()):
                 tensor = handle.get_tensor(name)
+                if keep_tensors:  # copy out of the file's memory map: return what was hashed
+                    tensor = tensor.clone()
                 hasher.add_tensor(name, tensor)
                 if keep_tensors:
                     tensors[name] = tensor

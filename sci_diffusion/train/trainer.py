@@ -8,6 +8,7 @@ resumed from a checkpoint replays exactly the steps an uninterrupted run would h
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -69,9 +70,12 @@ def _count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
+def _uses_bf16(device: torch.device, precision: str) -> bool:
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+
+
 def _autocast(device: torch.device, precision: str) -> Any:
-    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    if use_bf16:
+    if _uses_bf16(device, precision):
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return torch.autocast(device_type=device.type, enabled=False)
 
@@ -163,6 +167,10 @@ class Trainer:
                     stop_reason = "max_minutes"
                     break
                 loss = self._train_step(max_steps)
+                if self.dist.enabled:  # one verdict for all ranks: a NaN anywhere stops all
+                    loss = loss.detach().float().clone()
+                    torch.distributed.all_reduce(loss)
+                    loss /= self.dist.world_size
                 last_loss = float(loss)  # one sync per step: logging and the NaN guard need it
                 if not math.isfinite(last_loss):
                     raise TrainingDiverged(
@@ -226,6 +234,11 @@ def train(cfg: DictConfig, run_dir: Path, resume: bool = False) -> TrainResult:
                     f"nothing to resume: no valid checkpoint in {run_dir / CHECKPOINT_DIR}"
                 )
             trainer.restore(path)
+            if trainer.step >= int(cfg.trainer.max_steps):
+                raise ValueError(
+                    f"trainer.max_steps={cfg.trainer.max_steps} is not beyond step {trainer.step} "
+                    f"of {path.name}; pass a larger trainer.max_steps to continue training"
+                )
         if trainer.dist.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             save_config(run_dir, cfg)
@@ -234,6 +247,11 @@ def train(cfg: DictConfig, run_dir: Path, resume: bool = False) -> TrainResult:
             _write_training_card(trainer, result)
         return result
     finally:
+        # Drop the DDP wrapper before the process group goes: a DDP module alive at
+        # interpreter exit after destroy_process_group can abort the process.
+        trainer.objective = None  # type: ignore[assignment]
+        trainer.model = trainer.net
+        gc.collect()
         shutdown_distributed()
 
 
@@ -258,8 +276,8 @@ def _write_training_card(trainer: Trainer, result: TrainResult) -> None:
         "wall_time_s": round(result.wall_seconds, 1),
         "device": str(trainer.device),
         "processes": trainer.dist.world_size,
-        "precision": "bf16 autocast" if trainer.device.type == "cuda"
-                     and cfg.trainer.precision != "fp32" else "fp32",
+        "precision": "bf16 autocast"
+                     if _uses_bf16(trainer.device, str(cfg.trainer.precision)) else "fp32",
         "batch_size_per_process": cfg.trainer.batch_size,
         "optimizer": f"AdamW lr={cfg.trainer.lr} wd={cfg.trainer.weight_decay}, "
                      f"{cfg.trainer.warmup_steps} warmup steps + cosine",

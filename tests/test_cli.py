@@ -1,0 +1,222 @@
+"""The ``sci-diffusion`` command line, driven as a user drives it: in a subprocess.
+
+Bad input must end in ONE short ``error: ...`` line on stderr naming what is wrong, exit
+code 2, no traceback, and no run directory left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import torch
+
+from sci_diffusion.cli import COMMANDS, compose
+from sci_diffusion.train.checkpoint import latest_checkpoint, load_checkpoint
+from sci_diffusion.train.trainer import train
+
+SMALL = [
+    "trainer.batch_size=64",
+    "model.width=64",
+    "model.depth=2",
+    "task.data.size=2000",
+    "task.eval.n_samples=500",
+    "trainer.checkpoint_every=10",
+    "trainer.progress=false",
+]
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"  # 2 shared cores: avoid OpenMP oversubscription stalls
+    return env
+
+
+def cli(args: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sci_diffusion", *args],
+        cwd=cwd,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+# -- help ------------------------------------------------------------------------------------
+
+
+def test_help_lists_commands_and_tasks(tmp_path: Path) -> None:
+    out = cli(["--help"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    for command in COMMANDS:
+        assert command in out.stdout
+    assert "toy2d" in out.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_arguments_prints_help_and_exits_2(tmp_path: Path) -> None:
+    out = cli([], tmp_path)
+    assert out.returncode == 2
+    assert "usage: sci-diffusion" in out.stdout
+
+
+def test_train_help_lists_config_groups(tmp_path: Path) -> None:
+    out = cli(["train", "--help"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    for group, option in [("task", "toy2d"), ("model", "mlp"), ("sampler", "ddim"),
+                          ("trainer", "default")]:  # fmt: skip
+        assert any(ln.split()[:1] == [group] and option in ln for ln in text.splitlines()), (
+            f"train --help does not list group {group} with option {option}:\n{text}"
+        )
+    assert "max_steps" in text and "checkpoint_every" in text
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- usage errors ----------------------------------------------------------------------------
+
+# (id, argv, substrings the one error line must contain)
+USAGE_ERRORS = [
+    ("unknown-key", ["train", "trainer.max_stepz=3"], ["trainer.max_stepz"]),
+    ("unknown-model-key", ["train", "model.widht=3"], ["model.widht"]),
+    ("wrong-type", ["train", "trainer.max_steps=abc"], ["trainer.max_steps", "abc"]),
+    ("wrong-type-float", ["train", "trainer.max_steps=2.5"], ["trainer.max_steps"]),
+    ("wrong-type-model", ["train", "model.width=abc", "trainer.max_steps=2"], ["model.width"]),
+    ("out-of-range", ["train", "trainer.max_steps=0"], ["trainer.max_steps"]),
+    ("unknown-task", ["train", "task=nope"], ["task", "nope", "toy2d"]),
+    ("unknown-sampler-train", ["train", "sampler=nope"], ["sampler", "nope", "ddim"]),
+    ("unknown-sampler-eval", ["eval", "run=somewhere", "sampler=nope"], ["sampler", "nope"]),
+    ("bad-choice", ["train", "trainer.precision=fp16"], ["trainer.precision", "fp16", "bf16"]),
+    ("malformed-override", ["train", "trainer.max_steps=[1"], ["trainer.max_steps"]),
+    ("not-key-value", ["train", "trainer.progress=false", "extra"], ["extra"]),
+    ("unknown-command", ["frobnicate"], ["frobnicate", "train"]),
+    ("eval-without-run", ["eval"], ["run="]),
+    ("sample-without-run", ["sample"], ["run="]),
+    ("eval-missing-run-dir", ["eval", "run=no_such_dir"], ["no_such_dir"]),
+    ("eval-bad-steps", ["eval", "run=somewhere", "steps=0"], ["steps"]),
+    ("resume-missing-dir", ["train", "resume=no_such_dir"], ["no_such_dir"]),
+    ("bad-device", ["train", "trainer.device=tpu"], ["trainer.device", "tpu"]),
+]
+
+
+@pytest.fixture(scope="module")
+def usage_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple]:
+    """Run every bad command line (two at a time: each is a fresh interpreter), each in its
+    own empty working directory."""
+    root = tmp_path_factory.mktemp("usage")
+
+    def run(case: tuple) -> tuple:
+        name, argv, _ = case
+        cwd = root / name
+        cwd.mkdir()
+        return name, (cli(argv, cwd), cwd)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(pool.map(run, USAGE_ERRORS))
+
+
+@pytest.mark.parametrize(
+    ("name", "argv", "needles"), USAGE_ERRORS, ids=[c[0] for c in USAGE_ERRORS]
+)
+def test_usage_error_is_one_line_exit_2(
+    usage_results: dict[str, tuple], name: str, argv: list[str], needles: list[str]
+) -> None:
+    out, cwd = usage_results[name]
+    where = f"sci-diffusion {' '.join(argv)}\nstdout: {out.stdout!r}\nstderr: {out.stderr!r}"
+    assert out.returncode == 2, where
+    assert "Traceback" not in out.stdout + out.stderr, where
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, where
+    line = lines[0]
+    assert line.startswith("error: "), where
+    assert len(line) < 300, where
+    for needle in needles:
+        assert needle in line, f"the error does not name {needle!r}: {where}"
+    assert not out.stdout.strip(), where
+    assert list(cwd.iterdir()) == [], f"bad input left files behind: {list(cwd.rglob('*'))}"
+
+
+# -- end to end: train, eval, sample -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cwd = tmp_path_factory.mktemp("e2e")
+    out = cli(["train", "task=toy2d", *SMALL, "trainer.max_steps=40", "hydra.run.dir=run"], cwd)
+    assert out.returncode == 0, out.stderr
+    assert "trained toy2d for 40 steps" in out.stdout
+    return cwd / "run"
+
+
+def test_train_writes_a_run_directory(trained_run: Path) -> None:
+    names = sorted(p.name for p in (trained_run / "checkpoints").iterdir())
+    assert names == [f"step_{s:08d}.safetensors" for s in (10, 20, 30, 40)]
+    for name in ("config.yaml", "train_log.jsonl", "model_card.md", "card.json"):
+        assert (trained_run / name).is_file(), name
+
+
+def test_eval_prints_metrics_json(trained_run: Path) -> None:
+    out = cli(["eval", f"run={trained_run}", "sampler=ddim", "steps=20"], trained_run.parent)
+    assert out.returncode == 0, out.stderr
+    metrics = json.loads(out.stdout)
+    assert metrics["sampler"] == "ddim"
+    assert metrics["steps"] == 20
+    assert metrics["step"] == 40
+    assert metrics["checkpoint"] == "step_00000040.safetensors"
+    assert metrics["n_samples"] == 500  # the run's own task.eval.n_samples
+    assert json.loads((trained_run / "metrics.json").read_text()) == metrics
+    assert (trained_run / "eval" / "ddim_20" / "metrics.json").is_file()
+
+
+def test_sample_writes_n_samples(trained_run: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    out_dir = tmp_path / "samples"
+    out = cli(["sample", f"run={trained_run}", f"out={out_dir}", "n=300", "steps=10"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert f"samples written to {out_dir}" in out.stdout
+    samples = load_file(str(out_dir / "samples.safetensors"))["samples"]
+    assert samples.shape == (300, 2)
+    assert torch.isfinite(samples).all()
+    assert json.loads((out_dir / "metrics.json").read_text())["n_samples"] == 300
+
+
+# -- resume: only budgets may change -----------------------------------------------------
+
+
+@pytest.fixture
+def small_run(tmp_path: Path) -> Path:
+    cfg, _ = compose([*SMALL, "trainer.max_steps=20"])
+    run_dir = tmp_path / "run"
+    train(cfg, run_dir)
+    return run_dir
+
+
+def test_resume_refuses_overrides_it_would_ignore(small_run: Path) -> None:
+    """`train resume=<dir>` keeps the saved config; an override other than a budget
+    (trainer.max_steps / max_minutes / progress) must not be silently dropped."""
+    before = (small_run / "config.yaml").read_text()
+    out = cli(["train", f"resume={small_run}", "trainer.max_steps=30", "trainer.lr=0.5"],
+              small_run.parent)  # fmt: skip
+    assert out.returncode == 2, (
+        f"trainer.lr=0.5 was accepted on resume but the run trained with the saved lr "
+        f"(rc={out.returncode}, stdout={out.stdout!r})"
+    )
+    assert out.stderr.strip().startswith("error:")
+    assert "trainer.lr" in out.stderr
+    assert (small_run / "config.yaml").read_text() == before
+
+
+def test_resume_extends_budget_from_cli(small_run: Path) -> None:
+    out = cli(["train", f"resume={small_run}", "trainer.max_steps=30"], small_run.parent)
+    assert out.returncode == 0, out.stderr
+    assert "trained toy2d for 30 steps" in out.stdout
+    path = latest_checkpoint(small_run / "checkpoints")
+    assert path is not None and path.name == "step_00000030.safetensors"
+    assert load_checkpoint(path)[1]["step"] == 30
