@@ -19,7 +19,8 @@ COMMANDS = {
     "continue a run with resume=<run dir>",
     "eval": "evaluate a run's EMA model: sci-diffusion eval run=<run dir> [sampler=heun steps=10]",
     "sample": "draw samples from a run into a folder: sci-diffusion sample run=<run dir> "
-    "out=<dir> [n=1000 sampler=... steps=...]",
+    "out=<dir> [n=1000 sampler=... steps=...]; under torchrun with trainer.distributed=true "
+    "the ranks share the work",
     "bench": "benchmarks: sci-diffusion bench sampler out=<file.json> [quick=true]",
     "quickstart": "the end-to-end demo on embedded defaults; writes a report "
     "(sci-diffusion quickstart [out=<dir>])",
@@ -188,7 +189,8 @@ def cmd_eval(args: list[str]) -> int:
 
     cfg, _ = compose(args)
     metrics = evaluate_run(_run_dir_arg(cfg, "eval"), cfg, args)
-    print(json.dumps(metrics, indent=2, default=str))
+    if metrics is not None:  # None on ranks other than 0 of a sharded run
+        print(json.dumps(metrics, indent=2, default=str))
     return 0
 
 
@@ -201,8 +203,9 @@ def cmd_sample(args: list[str]) -> int:
     run_dir = _run_dir_arg(cfg, "sample")
     out = Path(str(cfg.out)) if cfg.get("out") else run_dir / "samples"
     metrics = evaluate_run(run_dir, cfg, args, out_dir=out)
-    print(json.dumps(metrics, indent=2, default=str))
-    print(f"samples written to {out}")
+    if metrics is not None:  # None on ranks other than 0 of a sharded run
+        print(json.dumps(metrics, indent=2, default=str))
+        print(f"samples written to {out}")
     return 0
 
 

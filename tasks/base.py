@@ -84,7 +84,19 @@ class Task(ABC):
         """A training batch drawn with ``generator`` (CPU tensors)."""
 
     @abstractmethod
+    def generate(
+        self, denoiser: Denoiser, n: int, generator: torch.Generator, device: torch.device
+    ) -> dict[str, Tensor]:
+        """``n`` samples with the configured sampler: a dict of CPU tensors, each (n, ...).
+        Sampling can be sharded: every rank generates its share with its own generator."""
+
+    @abstractmethod
+    def score(self, samples: dict[str, Tensor], out_dir: Path) -> dict[str, Any]:
+        """Metrics of (merged) samples; writes artefacts into ``out_dir`` atomically."""
+
     def evaluate(
         self, denoiser: Denoiser, out_dir: Path, generator: torch.Generator, device: torch.device
     ) -> dict[str, Any]:
-        """Sample with the configured sampler, write artefacts into ``out_dir``, return metrics."""
+        """Generate ``task.eval.n_samples`` samples on one process and score them."""
+        n = int(self.cfg.task.eval.n_samples)
+        return self.score(self.generate(denoiser, n, generator, device), out_dir)

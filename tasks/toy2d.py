@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
-from torch import nn
+from torch import Tensor, nn
 
 from sci_diffusion.core import Denoiser, EuclideanSpace, GaussianMixture, make_schedule
 from sci_diffusion.core.metrics import noise_floor, sliced_wasserstein
 from sci_diffusion.nets import MLPDenoiser
 from sci_diffusion.report.svg import scatter_svg
+from sci_diffusion.train.checkpoint import save_checkpoint
+from sci_diffusion.train.rundir import write_text_atomic
 from sci_diffusion.train.sampling import describe_sampler, run_sampler
 
 from .base import Batch, DataInfo, Task
@@ -68,31 +69,41 @@ class Toy2DTask(Task):
         index = torch.randint(0, self.data.shape[0], (batch_size,), generator=generator)
         return Batch(self.data[index])
 
-    def evaluate(
-        self, denoiser: Denoiser, out_dir: Path, generator: torch.Generator, device: torch.device
-    ) -> dict[str, Any]:
-        n = int(self.cfg.task.eval.n_samples)
+    def generate(
+        self, denoiser: Denoiser, n: int, generator: torch.Generator, device: torch.device
+    ) -> dict[str, Tensor]:
+        """``n`` samples with the configured sampler, from the learned and the exact denoiser
+        (same prior draws), as CPU tensors (n, 2)."""
         x = self.space.prior((n, 2), generator=generator, device=device)
-        learned = run_sampler(denoiser, self.space, x, self.cfg.sampler, generator).float().cpu()
+        learned = run_sampler(denoiser, self.space, x, self.cfg.sampler, generator)
         exact = run_sampler(
             self.mixture.denoiser(self.schedule), self.space, x.double(), self.cfg.sampler,
             generator,
-        ).float().cpu()  # fmt: skip
-        cpu = torch.Generator().manual_seed(int(self.cfg.task.eval.seed))
-        reference = self.mixture.sample(n, cpu).float()
-        floor = noise_floor(self.mixture.sample, n, seed=int(self.cfg.task.eval.seed))
+        )  # fmt: skip
+        return {"learned": learned.float().cpu(), "exact": exact.float().cpu()}
+
+    def score(self, samples: dict[str, Tensor], out_dir: Path) -> dict[str, Any]:
+        learned, exact = samples["learned"], samples["exact"]
+        n = learned.shape[0]
+        seed = int(self.cfg.task.eval.seed)
+        reference = self.mixture.sample(n, torch.Generator().manual_seed(seed)).float()
+        floor = noise_floor(self.mixture.sample, n, seed=seed)
         distance = sliced_wasserstein(learned, reference)
         threshold = float(self.cfg.task.eval.threshold_factor) * floor
         nearest = torch.cdist(learned.double(), self.mixture.means).argmin(-1)
         freq = torch.bincount(nearest, minlength=8).double() / n
-        out_dir.mkdir(parents=True, exist_ok=True)
-        save_file({"samples": learned.contiguous()}, str(out_dir / "samples.safetensors"))
-        (out_dir / "samples.svg").write_text(
+        save_checkpoint(
+            out_dir / "samples.safetensors",
+            {"samples": learned},
+            {"kind": "toy2d samples", "sampler": describe_sampler(self.cfg.sampler)},
+        )
+        write_text_atomic(
+            out_dir / "samples.svg",
             scatter_svg([
                 ("true mixture", [("data", reference)]),
                 ("learned denoiser", [("samples", learned)]),
                 ("exact denoiser, same sampler", [("samples", exact)]),
-            ])
+            ]),
         )  # fmt: skip
         return {
             **describe_sampler(self.cfg.sampler),

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
 
 from sci_diffusion.cards import update_model_card
 from sci_diffusion.core import Denoiser
@@ -15,7 +17,7 @@ from sci_diffusion.tasks import build_task
 from sci_diffusion.tasks.base import Task
 
 from .checkpoint import latest_checkpoint, load_checkpoint
-from .distributed import resolve_device
+from .distributed import init_distributed, resolve_device, shutdown_distributed
 from .rundir import CHECKPOINT_DIR, METRICS_FILE, write_json_atomic
 from .sampling import sampler_settings
 
@@ -30,7 +32,7 @@ class LoadedRun:
     device: torch.device
 
 
-def load_run(run_dir: Path, device: str = "auto") -> LoadedRun:
+def load_run(run_dir: Path, device: str = "auto", local_rank: int = 0) -> LoadedRun:
     """The latest verified checkpoint of ``run_dir``, its config, task and EMA denoiser."""
     if not run_dir.is_dir():
         raise ValueError(f"run directory {run_dir} does not exist; pass run=<a train run dir>")
@@ -43,7 +45,7 @@ def load_run(run_dir: Path, device: str = "auto") -> LoadedRun:
     net = task.build_network()
     prefix = "ema."
     net.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
-    dev = resolve_device(device)
+    dev = resolve_device(device, local_rank)
     net = net.to(dev).eval()
     return LoadedRun(cfg, task, task.denoiser(net), path, int(meta["step"]), dev)
 
@@ -65,20 +67,64 @@ def apply_eval_overrides(cfg: DictConfig, cli_cfg: DictConfig, overrides: list[s
     return cfg
 
 
+def shard_sizes(n: int, world: int) -> list[int]:
+    """How many of ``n`` samples each of ``world`` ranks draws (the first ``n % world`` get one
+    more)."""
+    return [n // world + (1 if r < n % world else 0) for r in range(world)]
+
+
+def gather_samples(
+    samples: dict[str, Tensor], sizes: list[int], device: torch.device
+) -> dict[str, Tensor]:
+    """All-gather every rank's samples (CPU tensors) and concatenate them in rank order."""
+    longest = max(sizes)
+    merged = {}
+    for key in sorted(samples):
+        local = samples[key].to(device)
+        padded = torch.zeros((longest, *local.shape[1:]), dtype=local.dtype, device=device)
+        padded[: local.shape[0]] = local
+        parts = [torch.empty_like(padded) for _ in sizes]
+        dist.all_gather(parts, padded)
+        merged[key] = torch.cat([p[:size] for p, size in zip(parts, sizes, strict=True)]).cpu()
+    return merged
+
+
 def evaluate_run(
     run_dir: Path, cli_cfg: DictConfig, overrides: list[str], out_dir: Path | None = None
-) -> dict[str, Any]:
-    """Evaluate the run's EMA model; write ``metrics.json`` and the model card's evaluation."""
-    loaded = load_run(run_dir, str(cli_cfg.trainer.device))
-    cfg = apply_eval_overrides(loaded.cfg, cli_cfg, overrides)
-    loaded.task.cfg = cfg
-    name, steps, _ = sampler_settings(cfg.sampler)
-    out_dir = out_dir or run_dir / "eval" / f"{name}_{steps}"
-    seed = int(cfg.task.eval.get("seed", 0))
-    generator = torch.Generator(device=loaded.device).manual_seed(seed)
-    metrics = loaded.task.evaluate(loaded.denoiser, out_dir, generator, loaded.device)
-    metrics = {"checkpoint": loaded.checkpoint.name, "step": loaded.step, **metrics}
-    write_json_atomic(out_dir / METRICS_FILE, metrics)
-    write_json_atomic(run_dir / METRICS_FILE, metrics)
-    update_model_card(run_dir, "evaluation", metrics, entry=f"{name}, {steps} steps")
-    return metrics
+) -> dict[str, Any] | None:
+    """Evaluate the run's EMA model; write ``metrics.json`` and the model card's evaluation.
+
+    Under ``torchrun`` with ``trainer.distributed=true`` sampling is sharded: each rank draws
+    its share of ``task.eval.n_samples`` from its own seed stream (``seed + rank``), rank 0
+    gathers, scores and writes. Other ranks return ``None``.
+    """
+    hint = resolve_device(str(cli_cfg.trainer.device))
+    info = init_distributed(bool(cli_cfg.trainer.distributed), hint)
+    try:
+        loaded = load_run(run_dir, str(cli_cfg.trainer.device), info.local_rank)
+        cfg = apply_eval_overrides(loaded.cfg, cli_cfg, overrides)
+        loaded.task.cfg = cfg
+        name, steps, _ = sampler_settings(cfg.sampler)
+        out_dir = out_dir or run_dir / "eval" / f"{name}_{steps}"
+        seed = int(cfg.task.eval.get("seed", 0)) + 1_000_003 * info.rank  # disjoint streams
+        generator = torch.Generator(device=loaded.device).manual_seed(seed)
+        if not info.enabled:
+            metrics = loaded.task.evaluate(loaded.denoiser, out_dir, generator, loaded.device)
+        else:
+            sizes = shard_sizes(int(cfg.task.eval.n_samples), info.world_size)
+            local = loaded.task.generate(
+                loaded.denoiser, sizes[info.rank], generator, loaded.device
+            )
+            comm = loaded.device if dist.get_backend() == "nccl" else torch.device("cpu")
+            merged = gather_samples(local, sizes, comm)
+            if not info.is_main:
+                return None
+            metrics = loaded.task.score(merged, out_dir)
+            metrics["sampling_ranks"] = info.world_size
+        metrics = {"checkpoint": loaded.checkpoint.name, "step": loaded.step, **metrics}
+        write_json_atomic(out_dir / METRICS_FILE, metrics)
+        write_json_atomic(run_dir / METRICS_FILE, metrics)
+        update_model_card(run_dir, "evaluation", metrics, entry=f"{name}, {steps} steps")
+        return metrics
+    finally:
+        shutdown_distributed()

@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 from sci_diffusion.train.checkpoint import list_checkpoints, load_checkpoint
 
@@ -228,3 +229,27 @@ def test_distributed_without_torchrun_is_a_usage_error(tmp_path: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith("error: ") and "torchrun" in lines[0]
     assert "Traceback" not in out.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sharded_sampling_merges_disjoint_shares(tmp_path: Path) -> None:
+    """`sample` under torchrun: two ranks draw 201 samples between them from disjoint seed
+    streams; rank 0 alone writes the merged result."""
+    run_dir = tmp_path / "run"
+    trained = subprocess.run(
+        [sys.executable, "-m", "sci_diffusion", "train", "task=toy2d", "trainer.max_steps=10",
+         f"hydra.run.dir={run_dir}", *SMALL],
+        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    out_dir = tmp_path / "samples"
+    out = torchrun(["-m", "sci_diffusion", "sample", f"run={run_dir}", f"out={out_dir}", "n=201",
+                    "steps=5", "trainer.distributed=true", "task.eval.n_samples=201"],
+                   tmp_path, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    assert out.stdout.count("samples written to") == 1  # rank 0 only
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    assert metrics["n_samples"] == 201 and metrics["sampling_ranks"] == 2
+    tensors, _ = load_checkpoint(out_dir / "samples.safetensors")
+    samples = tensors["samples"]
+    assert samples.shape == (201, 2)
+    assert torch.unique(samples, dim=0).shape[0] == 201  # no rank repeated another's draws
