@@ -7,7 +7,6 @@ code 2, no traceback, and no run directory left behind.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -15,26 +14,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from support import SMALL_RUN, subprocess_env
 
 from sci_diffusion.cli import COMMANDS, compose
 from sci_diffusion.train.checkpoint import latest_checkpoint, load_checkpoint
 from sci_diffusion.train.trainer import train
 
-SMALL = [
-    "trainer.batch_size=64",
-    "model.width=64",
-    "model.depth=2",
-    "task.data.size=2000",
-    "task.eval.n_samples=500",
-    "trainer.checkpoint_every=10",
-    "trainer.progress=false",
-]
+SMALL = SMALL_RUN
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    env["OMP_NUM_THREADS"] = "1"  # 2 shared cores: avoid OpenMP oversubscription stalls
-    return env
+_env = subprocess_env
 
 
 def cli(args: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -574,28 +574,22 @@ def optimizer_to_tensors(
     """
     state_dict = optimizer.state_dict()
     tensors: dict[str, Tensor] = {}
-    groups: list[dict[str, Any]] = []
-    for index, group in enumerate(state_dict["param_groups"]):
-        values: dict[str, Any] = {}
-        tensor_keys: list[str] = []
-        for key, value in group.items():
-            if isinstance(value, Tensor):
-                tensors[f"{_OPTIM_GROUPS}.{index}.{key}"] = value.detach()
-                tensor_keys.append(key)
-            else:
-                values[key] = value
-        groups.append({"values": values, "tensors": tensor_keys})
-    state: dict[str, Any] = {}
-    for param_id, param_state in state_dict["state"].items():
-        values = {}
-        tensor_names: list[str] = []
-        for name, value in param_state.items():
-            if isinstance(value, Tensor):
-                tensors[f"{_OPTIM_STATE}.{param_id}.{name}"] = value.detach()
-                tensor_names.append(name)
-            else:
-                values[name] = value
-        state[str(param_id)] = {"values": values, "tensors": tensor_names}
+
+    def split(entries: dict[str, Any], prefix: str) -> dict[str, Any]:
+        """Tensors of ``entries`` go to ``tensors`` under ``prefix.<key>``; the rest stays JSON."""
+        values = {k: v for k, v in entries.items() if not isinstance(v, Tensor)}
+        names = [k for k, v in entries.items() if isinstance(v, Tensor)]
+        tensors.update({f"{prefix}.{k}": entries[k].detach() for k in names})
+        return {"values": values, "tensors": names}
+
+    groups = [
+        split(group, f"{_OPTIM_GROUPS}.{index}")
+        for index, group in enumerate(state_dict["param_groups"])
+    ]
+    state = {
+        str(param_id): split(param_state, f"{_OPTIM_STATE}.{param_id}")
+        for param_id, param_state in state_dict["state"].items()
+    }
     meta = {"optimizer": type(optimizer).__name__, "param_groups": groups, "state": state}
     _to_json(meta, "optimizer state", f"cannot store the state of {type(optimizer).__name__}")
     return tensors, meta

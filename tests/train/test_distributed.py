@@ -15,25 +15,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from support import SMALL_RUN, subprocess_env
 
 from sci_diffusion.train.checkpoint import list_checkpoints, load_checkpoint
 
-SMALL = [
-    "trainer.batch_size=64",
-    "model.width=64",
-    "model.depth=2",
-    "task.data.size=2000",
-    "trainer.checkpoint_every=10",
-    "trainer.progress=false",
-    "trainer.log_every=1",
-]
+SMALL = SMALL_RUN
 
 
-def _env() -> dict[str, str]:
-    drop = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
-    env = {k: v for k, v in os.environ.items() if k not in drop}
-    env["OMP_NUM_THREADS"] = "1"
-    return env
+_env = subprocess_env
 
 
 def free_port() -> int:

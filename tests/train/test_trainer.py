@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from omegaconf import OmegaConf
+from support import SMALL_RUN, subprocess_env
 
 from sci_diffusion import cli
 from sci_diffusion.cli import compose
@@ -28,16 +29,7 @@ from sci_diffusion.train.checkpoint import (
 )
 from sci_diffusion.train.trainer import Trainer, TrainingDiverged, train
 
-SMALL = [
-    "trainer.batch_size=64",
-    "model.width=64",
-    "model.depth=2",
-    "task.data.size=2000",
-    "task.eval.n_samples=500",
-    "trainer.checkpoint_every=10",
-    "trainer.progress=false",
-    "trainer.log_every=1",
-]
+SMALL = SMALL_RUN
 
 
 @pytest.fixture(autouse=True)
@@ -78,10 +70,7 @@ def assert_bitwise_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor])
         assert torch.equal(a[name], b[name]), f"tensor {name} differs"
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    env["OMP_NUM_THREADS"] = "1"
-    return env
+_env = subprocess_env
 
 
 def run_cli(args: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
