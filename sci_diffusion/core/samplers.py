@@ -160,8 +160,8 @@ class _Problem:
         before the loop; without input checks (sync-free mode) assume it does not."""
         if not self.check_inputs:
             return False
-        end = self.times[-1]
-        return all(bool((self.alpha_sigma(k, end)[1] == 0).all()) for k in self.continuous())
+        last = self.times.shape[0] - 1
+        return all(bool((self.at(k, last)[1] == 0).all()) for k in self.continuous())
 
     def require_positive_alpha(self, t0: Tensor, sampler: str) -> None:
         if not self.check_inputs:
@@ -384,21 +384,21 @@ def _edm(
     for i in range(steps):
         t, s = times[i], times[i + 1]
         state, t_hat = _churn(problem, state, t, steps, churn, s_tmin, s_tmax, s_noise)
-        x0 = problem.denoise(state, t_hat)
+        x0 = problem.denoise(state, t_hat, i if churn <= 0 else None)
         new = dict(state)
         problem.step_categorical(new, x0, t_hat, s)
         eps = {}
         for k in problem.continuous():
-            a_h, s_h = problem.alpha_sigma(k, t_hat)
-            a_s, s_s = problem.alpha_sigma(k, s)
+            a_h, s_h = problem.at(k, i) if churn <= 0 else problem.alpha_sigma(k, t_hat)
+            a_s, s_s = problem.at(k, i + 1)
             eps[k] = _eps(state[k], x0[k], a_h, s_h)
             new[k] = a_s * x0[k] + s_s * eps[k]  # Euler step in sigma/alpha (= DDIM)
         if second_order and i <= last_corrected:
             predicted = problem.finish_step(new, s)
-            x0_next = problem.denoise(predicted, s)
+            x0_next = problem.denoise(predicted, s, i + 1)
             for k in problem.continuous():
-                a_h, s_h = problem.alpha_sigma(k, t_hat)
-                a_s, s_s = problem.alpha_sigma(k, s)
+                a_h, s_h = problem.at(k, i) if churn <= 0 else problem.alpha_sigma(k, t_hat)
+                a_s, s_s = problem.at(k, i + 1)
                 eps_next = _eps(predicted[k], x0_next[k], a_s, s_s)
                 # Heun in x/alpha: x~_s = x~_hat + (sigma~_s - sigma~_hat) (d + d') / 2, d = eps
                 heun = (
@@ -464,11 +464,11 @@ def sample_heun(
     return _edm(problem, "heun", True, churn, s_tmin, s_tmax, s_noise)
 
 
-def _velocity(p: _Problem, k: str, x: Tensor, x0: Tensor, t: Tensor) -> Tensor:
-    """Probability-flow velocity ``alpha'(t) x_0 + sigma'(t) eps`` of any schedule."""
-    tt = expand_like(t, x)
-    alpha, sigma = p.spaces[k].schedule.alpha_sigma(tt)
-    d_alpha, d_sigma = p.spaces[k].schedule.d_alpha_sigma(tt)
+def _velocity(p: _Problem, k: str, x: Tensor, x0: Tensor, t: Tensor, i: int) -> Tensor:
+    """Probability-flow velocity ``alpha'(t) x_0 + sigma'(t) eps`` of any schedule at
+    ``t = times[i]``."""
+    alpha, sigma = p.at(k, i)
+    d_alpha, d_sigma = p.spaces[k].schedule.d_alpha_sigma(expand_like(t, x))
     return d_alpha * x0 + d_sigma * _eps(x, x0, alpha, sigma)
 
 
@@ -478,21 +478,21 @@ def _flow(problem: _Problem, second_order: bool) -> State:
     last_corrected = steps - 2 if problem.ends_at_data() else steps - 1
     for i in range(steps):
         t, s = times[i], times[i + 1]
-        x0 = problem.denoise(state, t)
+        x0 = problem.denoise(state, t, i)
         new = dict(state)
         problem.step_categorical(new, x0, t, s)
         velocity = {}
         for k in problem.continuous():
-            velocity[k] = _velocity(problem, k, state[k], x0[k], t)
+            velocity[k] = _velocity(problem, k, state[k], x0[k], t, i)
             new[k] = state[k] + expand_like(s - t, state[k]) * velocity[k]
         if second_order and i <= last_corrected:
             predicted = problem.finish_step(new, s)
-            x0_next = problem.denoise(predicted, s)
+            x0_next = problem.denoise(predicted, s, i + 1)
             for k in problem.continuous():
-                v_next = _velocity(problem, k, predicted[k], x0_next[k], s)
+                v_next = _velocity(problem, k, predicted[k], x0_next[k], s, i + 1)
                 dt = expand_like(s - t, state[k])
                 heun = state[k] + dt * (velocity[k] + v_next) / 2.0
-                _, s_s = problem.alpha_sigma(k, s)
+                _, s_s = problem.at(k, i + 1)
                 new[k] = torch.where(s_s > 0, heun, new[k])
         state = problem.finish_step(new, s)
         problem.report(i, t, s, state, x0)
@@ -563,7 +563,7 @@ def sample_euler_maruyama(
         last = p.times.shape[0] - 2
         for k in p.continuous():
             tt = expand_like(t, x[k])
-            alpha, sigma = p.spaces[k].schedule.alpha_sigma(tt)
+            alpha, sigma = p.at(k, i)
             d_alpha, d_sigma = p.spaces[k].schedule.d_alpha_sigma(tt)
             f = d_alpha / alpha
             g2 = (2.0 * sigma * (d_sigma - f * sigma)).clamp_min(0.0)
