@@ -1,1 +1,29 @@
-"""Installed as sci_diffusion.envs."""
+"""MuJoCo environments and scripted experts, installed as ``sci_diffusion.envs``.
+
+Importing this package registers our gymnasium environments (``sci_diffusion/<Name>-v0``) by
+entry-point string, so MuJoCo itself is imported only when an environment is made::
+
+    import gymnasium as gym
+    import sci_diffusion.envs  # noqa: F401  (registers)
+    env = gym.make("sci_diffusion/MultimodalReach-v0")
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+ENV_IDS = {"sci_diffusion/MultimodalReach-v0": "sci_diffusion.envs.multimodal:MultimodalReachEnv"}
+
+
+def register_envs() -> None:
+    """Register every environment of :data:`ENV_IDS` with gymnasium (idempotent)."""
+    import gymnasium as gym
+
+    for env_id, entry_point in ENV_IDS.items():
+        if env_id not in gym.registry:
+            # The env truncates itself at its own max_episode_steps.
+            gym.register(id=env_id, entry_point=entry_point, max_episode_steps=None)
+
+
+with contextlib.suppress(ImportError):  # no gymnasium: the core and chemistry need none
+    register_envs()
