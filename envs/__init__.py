@@ -11,6 +11,11 @@ entry-point string, so MuJoCo itself is imported only when an environment is mad
 from __future__ import annotations
 
 import contextlib
+import os
+
+if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
+    # Headless: MuJoCo picks its GL backend once, at import; EGL needs no display.
+    os.environ["MUJOCO_GL"] = "egl"
 
 ENV_IDS = {"sci_diffusion/MultimodalReach-v0": "sci_diffusion.envs.multimodal:MultimodalReachEnv"}
 

@@ -21,13 +21,8 @@ Dynamics: physics timestep 0.01 s, ``frame_skip = 5`` so one env step is 0.05 s.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, ClassVar
-
-if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
-    # Headless: pick the EGL backend before mujoco is imported (no effect if it already was).
-    os.environ["MUJOCO_GL"] = "egl"
 
 import gymnasium as gym
 import mujoco
