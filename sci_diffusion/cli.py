@@ -51,17 +51,47 @@ def compose(overrides: list[str]) -> Any:
     from omegaconf import OmegaConf, open_dict
     from omegaconf.errors import OmegaConfBaseException
 
+    values = [o for o in overrides if _override_key(o) not in CONFIG_GROUPS and "=" in o]
     try:
         with initialize_config_dir(_config_dir(), version_base=None):
             cfg = hydra_compose("config", overrides=overrides, return_hydra_config=True)
+            # The same group choices without the value overrides: the typed defaults.
+            defaults = hydra_compose("config", [o for o in overrides if o not in values])
         run_dir = str(cfg.hydra.run.dir)
         with open_dict(cfg):
             del cfg["hydra"]
         cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     except (HydraException, OmegaConfBaseException) as err:
         raise UsageError(_hydra_message(err)) from None
+    for override in values:
+        key = _override_key(override)
+        if not key.startswith("hydra."):
+            check_type(key, OmegaConf.select(defaults, key), OmegaConf.select(cfg, key))
     validate(cfg)
     return cfg, Path(run_dir)
+
+
+CONFIG_GROUPS = ("task", "model", "sampler", "trainer")
+
+
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def check_type(key: str, default: Any, value: Any) -> None:
+    """An override keeps the type of the config's default (ints may stand for floats)."""
+    if default is None or value is None:
+        return
+    expected: tuple[type, ...] = (type(default),)
+    if isinstance(default, float) and not isinstance(default, bool):
+        expected = (int, float)
+    if isinstance(default, (list, tuple)) or type(default).__name__ == "ListConfig":
+        expected = (list, tuple, type(default))
+    if isinstance(default, dict) or type(default).__name__ == "DictConfig":
+        expected = (dict, type(default))
+    bool_mismatch = isinstance(value, bool) != isinstance(default, bool)
+    if not isinstance(value, expected) or bool_mismatch:
+        raise UsageError(f"{key} must be {type(default).__name__}, got {value!r}")
 
 
 def _hydra_message(err: Exception) -> str:
@@ -99,8 +129,6 @@ CHOICES = {"trainer.precision": ("auto", "fp32", "bf16")}
 
 def validate(cfg: Any) -> None:
     """Type- and range-check the keys every command relies on (one message naming the key)."""
-    from omegaconf import OmegaConf
-
     for key, types in TRAINER_TYPES.items():
         value = cfg.trainer.get(key)
         if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
@@ -118,11 +146,6 @@ def validate(cfg: Any) -> None:
     device = str(cfg.trainer.device)
     if device != "auto" and device.split(":")[0] not in ("cpu", "cuda"):
         raise UsageError(f"trainer.device must be auto, cpu, cuda or cuda:N, got {device!r}")
-    for key in ("model.width", "model.depth", "task.data.size", "task.data.seed",
-                "task.eval.n_samples", "task.eval.seed"):  # fmt: skip
-        value = OmegaConf.select(cfg, key)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            raise UsageError(f"{key} must be int, got {value!r}")
     for key in ("steps", "n"):
         value = cfg.get(key)
         if value is not None and (not isinstance(value, int) or value < 1):
