@@ -24,6 +24,9 @@ COMMANDS = {
     "bench": "benchmarks: sci-diffusion bench sampler out=<file.json> [quick=true]",
     "quickstart": "the end-to-end demo on embedded defaults; writes a report "
     "(sci-diffusion quickstart [out=<dir>])",
+    "demos": "collect scripted-expert demonstrations: sci-diffusion demos "
+    "task=<multimodal|reacher|pusher|metaworld> episodes=<N> out=<dir> [seed=0] "
+    "[env_name=push-v3] [render=0] [progress=true]",
 }
 
 EXIT_USAGE = 2
@@ -259,12 +262,43 @@ def cmd_quickstart(args: list[str]) -> int:
     return 0
 
 
+def cmd_demos(args: list[str]) -> int:
+    from sci_diffusion.envs.demos import collect_demos
+
+    keys = ("task", "episodes", "out", "seed", "env_name", "task.env_name", "render", "progress")
+    opts = _kv(args, dict.fromkeys(keys, ""))
+    if "task.env_name" in opts:  # the spelling the task configs use
+        opts["env_name"] = opts.pop("task.env_name")
+    missing = [k for k in ("task", "episodes", "out") if k not in opts]
+    if missing:
+        raise UsageError(f"demos needs {', '.join(f'{k}=...' for k in missing)}")
+    ints = {}
+    for key, default, low in (("episodes", None, 1), ("seed", "0", 0), ("render", "0", 0)):
+        try:
+            ints[key] = int(opts.get(key, default))
+        except ValueError:
+            raise UsageError(f"{key} must be an integer, got {opts[key]!r}") from None
+        if ints[key] < low:
+            raise UsageError(f"{key} must be >= {low}, got {ints[key]}")
+    progress = opts.get("progress", "true").lower()
+    if progress not in ("true", "false"):
+        raise UsageError(f"progress must be true or false, got {opts['progress']!r}")
+    meta = collect_demos(
+        opts["task"], ints["episodes"], Path(opts["out"]), seed=ints["seed"],
+        env_name=opts.get("env_name"), render=ints["render"], progress=progress == "true",
+    )  # fmt: skip
+    print(f"demos: {meta['episodes']} episodes, expert success {meta['expert_success_rate']:.0%}"
+          f", {Path(opts['out']) / 'demos.hdf5'}")  # fmt: skip
+    return 0
+
+
 HANDLERS = {
     "train": cmd_train,
     "eval": cmd_eval,
     "sample": cmd_sample,
     "bench": cmd_bench,
     "quickstart": cmd_quickstart,
+    "demos": cmd_demos,
 }
 
 
@@ -289,7 +323,7 @@ def _command_help(command: str) -> str:
     )
     trainer_keys = ", ".join(TRAINER_TYPES)
     body = textwrap.fill(COMMANDS[command], 88, subsequent_indent="  ")
-    if command in ("bench", "quickstart"):
+    if command in ("bench", "quickstart", "demos"):
         return f"sci-diffusion {command}: {body}"
     return (
         f"sci-diffusion {command}: {body}\n\n"

@@ -1,0 +1,569 @@
+"""Demonstration data sets: roll scripted experts, store them in HDF5, load and validate them.
+
+Output of :func:`collect_demos` / :func:`import_npz_folder` (one directory):
+
+``demos.hdf5``  (format version :data:`FORMAT_VERSION` = 1; plain numeric arrays only, never
+pickled objects)::
+
+    /                       attrs: format_version (int64), env_id (str), num_episodes (int64)
+    /episodes/<i>           one group per episode, <i> = 000000, 000001, ... (zero padded, 6)
+        attrs: seed (int64; -1 when unknown, e.g. imported), success (bool),
+               length (int64, T = number of actions)
+        obs      float32 (T+1, obs_dim) — observations o_0..o_T, the last one after the final
+                 step (imported files may hold only T: o_0..o_{T-1})
+        actions  float32 (T, action_dim) — a_t taken in o_t
+        rewards  float32 (T,) — r_t received after a_t
+
+Per-episode groups (rather than robomimic/zarr-style concatenated arrays with an
+``episode_ends`` index) keep every episode self-describing and make a truncated or edited file
+fail loudly on the episode it affects.
+
+``meta.json``: ``format_version``, ``env_id``, ``task``, ``env_name``, ``episodes``,
+``successes``, ``expert_success_rate``, ``obs_dim``, ``action_dim``, ``action_low``,
+``action_high``, ``max_steps``, ``seed_start``, ``seed_end`` (inclusive), ``total_steps``,
+``mean_length``, ``videos``, ``source``, ``date`` (UTC ISO 8601), ``versions`` (sci_diffusion,
+numpy, h5py, gymnasium, mujoco, metaworld when used), ``collect_seconds``.
+
+Both files (and any videos) are written to a temporary file in ``out_dir`` and renamed into
+place; if anything fails, temporaries are removed and no new output is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "DEMOS_FILE",
+    "FORMAT_VERSION",
+    "META_FILE",
+    "DemoFormatError",
+    "Demos",
+    "collect_demos",
+    "import_npz_folder",
+    "load_demos",
+    "rollout",
+]
+
+FORMAT_VERSION = 1
+"""Version of the on-disk layout described in the module docstring."""
+
+DEMOS_FILE = "demos.hdf5"
+META_FILE = "meta.json"
+VIDEO_FPS = 20
+"""Frames per second of rollout videos."""
+
+
+class DemoFormatError(ValueError):
+    """A demonstration directory is missing, truncated or inconsistent (message: file, problem,
+    fix)."""
+
+
+@dataclass
+class Demos:
+    """A loaded, validated demonstration set (per-episode numpy arrays + ``meta.json``)."""
+
+    obs: list[np.ndarray]
+    """float32 ``(T+1 or T, obs_dim)`` per episode."""
+    actions: list[np.ndarray]
+    """float32 ``(T, action_dim)`` per episode."""
+    rewards: list[np.ndarray]
+    """float32 ``(T,)`` per episode."""
+    success: np.ndarray
+    """bool ``(episodes,)``."""
+    seeds: np.ndarray
+    """int64 ``(episodes,)``; -1 where unknown."""
+    lengths: np.ndarray
+    """int64 ``(episodes,)``: number of actions per episode."""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _versions(extra: tuple[str, ...] = ()) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for dist in ("sci_diffusion", "numpy", "h5py", "gymnasium", "mujoco", *extra):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    if out["sci_diffusion"] is None:
+        import sci_diffusion
+
+        out["sci_diffusion"] = getattr(sci_diffusion, "__version__", None)
+    return out
+
+
+@contextlib.contextmanager
+def _temp_path(out_dir: Path, name: str) -> Iterator[Path]:
+    """A fresh temp file name in ``out_dir`` (hidden, ``.tmp-<name>.*``), removed on error."""
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{name}.", suffix=Path(name).suffix, dir=out_dir)
+    os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; data sets are meant to be shared
+    try:
+        yield Path(tmp)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_json_tmp(path: Path, data: Any) -> None:
+    with open(path, "w") as f:
+        f.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _write_hdf5(path: Path, episodes: list[dict[str, Any]], env_id: str) -> None:
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.attrs["format_version"] = np.int64(FORMAT_VERSION)
+        f.attrs["env_id"] = env_id
+        f.attrs["num_episodes"] = np.int64(len(episodes))
+        group = f.create_group("episodes")
+        for i, ep in enumerate(episodes):
+            g = group.create_group(f"{i:06d}")
+            g.create_dataset("obs", data=np.asarray(ep["obs"], dtype=np.float32))
+            g.create_dataset("actions", data=np.asarray(ep["actions"], dtype=np.float32))
+            g.create_dataset("rewards", data=np.asarray(ep["rewards"], dtype=np.float32))
+            g.attrs["seed"] = np.int64(ep["seed"])
+            g.attrs["success"] = bool(ep["success"])
+            g.attrs["length"] = np.int64(len(ep["actions"]))
+
+
+def _write_dataset(
+    out_dir: Path,
+    episodes: list[dict[str, Any]],
+    meta: dict[str, Any],
+    videos: list[tuple[str, list[np.ndarray]]] = (),
+) -> None:
+    """Write videos, ``demos.hdf5`` and ``meta.json`` all-or-nothing (temps, then renames)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    temps: list[tuple[Path, Path]] = []
+    try:
+        for name, frames in videos:
+            with _temp_path(out_dir, name) as tmp:
+                temps.append((tmp, out_dir / _write_video(tmp, frames, name)))
+        meta["videos"] = [dst.name for _, dst in temps]
+        with _temp_path(out_dir, DEMOS_FILE) as tmp:
+            temps.append((tmp, out_dir / DEMOS_FILE))
+            _write_hdf5(tmp, episodes, meta["env_id"])
+        with _temp_path(out_dir, META_FILE) as tmp:
+            temps.append((tmp, out_dir / META_FILE))
+            _write_json_tmp(tmp, meta)
+        for tmp, dst in temps:  # meta.json last: its presence marks a complete data set
+            os.replace(tmp, dst)
+    except BaseException:
+        for tmp, _ in temps:
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_video(tmp: Path, frames: list[np.ndarray], name: str) -> str:
+    """Encode ``frames`` into ``tmp``: MP4 when imageio's ffmpeg/pyav plugin works, else GIF.
+    Returns the final file name (``name`` with the extension actually used)."""
+    import importlib.util
+
+    import imageio.v3 as iio
+
+    stem = Path(name).stem
+    array = np.stack([np.asarray(f, dtype=np.uint8) for f in frames])
+    plugins = [
+        p
+        for p, mod in (("pyav", "av"), ("FFMPEG", "imageio_ffmpeg"))
+        if importlib.util.find_spec(mod) is not None
+    ]
+    for plugin in plugins:
+        try:
+            iio.imwrite(tmp, array, plugin=plugin, extension=".mp4", fps=VIDEO_FPS)
+            if tmp.stat().st_size > 0:
+                return f"{stem}.mp4"
+        except Exception:  # a broken ffmpeg backend: try the next one, then GIF
+            continue
+    iio.imwrite(tmp, array, plugin="pillow", extension=".gif", duration=1000 / VIDEO_FPS, loop=0)
+    return f"{stem}.gif"
+
+
+# -- collection ---------------------------------------------------------------------------------
+
+
+def rollout(
+    env: Any, expert: Any, task: Any, seed: int, frames: list[np.ndarray] | None = None
+) -> dict[str, Any]:
+    """Run one expert episode from ``env.reset(seed=seed)``.
+
+    Returns ``{"obs" (T+1, D) float32, "actions" (T, A) float32, "rewards" (T,) float32,
+    "success" bool, "seed" int}``; appends rendered frames to ``frames`` when given.
+    """
+    obs, info = env.reset(seed=seed)
+    expert.reset(seed)
+    observations = [np.asarray(obs, dtype=np.float32)]
+    actions, rewards = [], []
+    success = False
+    if frames is not None:
+        frames.append(env.render())
+    for _ in range(task.max_steps):
+        action = np.asarray(expert.act(obs, env), dtype=np.float32)
+        obs, reward, terminated, truncated, info = env.step(action)
+        observations.append(np.asarray(obs, dtype=np.float32))
+        actions.append(action)
+        rewards.append(float(reward))
+        if frames is not None:
+            frames.append(env.render())
+        if task.success_any_step:
+            success = success or task.success(env, info)
+        if terminated or truncated:
+            break
+    if not task.success_any_step:
+        success = task.success(env, info)
+    return {
+        "obs": np.stack(observations),
+        "actions": np.stack(actions).astype(np.float32),
+        "rewards": np.asarray(rewards, dtype=np.float32),
+        "success": bool(success),
+        "seed": int(seed),
+    }
+
+
+def collect_demos(
+    task: str,
+    episodes: int,
+    out_dir: Path,
+    seed: int = 0,
+    env_name: str | None = None,
+    render: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Roll the scripted expert of ``task`` for ``episodes`` episodes (reset seeds ``seed``,
+    ``seed + 1``, ...) and write ``out_dir/demos.hdf5`` + ``out_dir/meta.json``.
+
+    Every episode is kept, failed ones included (``success`` records the outcome). ``render=k``
+    also writes videos ``episode_000000.mp4`` (or ``.gif``) of the first ``k`` episodes.
+    Returns the meta dictionary written to ``meta.json``.
+    """
+    from tqdm.auto import tqdm
+
+    from sci_diffusion.envs.registry import DEFAULT_METAWORLD_ENV, get_task
+
+    spec = get_task(task)
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if render < 0 or render > episodes:
+        raise ValueError(f"render must be in [0, episodes={episodes}], got {render}")
+    if spec.needs_env_name and env_name is None:
+        env_name = DEFAULT_METAWORLD_ENV
+    out_dir = Path(out_dir)
+    start = time.perf_counter()
+    env = spec.make_env(seed, render_mode="rgb_array" if render else None, env_name=env_name)
+    try:
+        expert = spec.make_expert(env_name=env_name)
+        records: list[dict[str, Any]] = []
+        videos: list[tuple[str, list[np.ndarray]]] = []
+        bar = tqdm(range(episodes), desc=f"demos {task}", disable=not progress, unit="ep")
+        for i in bar:
+            frames: list[np.ndarray] | None = [] if i < render else None
+            records.append(rollout(env, expert, spec, seed + i, frames))
+            if frames is not None:
+                videos.append((f"episode_{i:06d}.mp4", frames))
+            bar.set_postfix(success=f"{sum(r['success'] for r in records)}/{len(records)}")
+        space = env.action_space
+        obs_dim = int(records[0]["obs"].shape[1])
+    finally:
+        env.close()
+    successes = int(sum(r["success"] for r in records))
+    lengths = [len(r["actions"]) for r in records]
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "env_id": spec.env_id,
+        "task": task,
+        "env_name": env_name,
+        "episodes": episodes,
+        "successes": successes,
+        "expert_success_rate": successes / episodes,
+        "obs_dim": obs_dim,
+        "action_dim": int(np.prod(space.shape)),
+        "action_low": np.asarray(space.low, dtype=float).tolist(),
+        "action_high": np.asarray(space.high, dtype=float).tolist(),
+        "max_steps": spec.max_steps,
+        "seed_start": seed,
+        "seed_end": seed + episodes - 1,
+        "total_steps": int(sum(lengths)),
+        "mean_length": float(np.mean(lengths)),
+        "source": f"scripted expert ({task})",
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "versions": _versions(("metaworld",) if task == "metaworld" else ()),
+        "collect_seconds": round(time.perf_counter() - start, 3),
+    }
+    _write_dataset(out_dir, records, meta, videos)
+    return meta
+
+
+# -- loading and validation -----------------------------------------------------------------
+
+
+def _fail(path: Path, problem: str, fix: str) -> DemoFormatError:
+    return DemoFormatError(f"{path}: {problem}; {fix}")
+
+
+REGENERATE = "re-create the data set (sci-diffusion demos ... or import_npz_folder)"
+
+
+def load_demos(out_dir: Path) -> Demos:
+    """Load and validate the data set in ``out_dir`` (see the module docstring for the layout).
+
+    Raises :class:`DemoFormatError` naming the file, the problem and the fix when a file is
+    missing or unreadable, the format version is unknown, counts, dtypes or shapes disagree
+    with ``meta.json``, or a value is not finite.
+    """
+    import h5py
+
+    out_dir = Path(out_dir)
+    meta_path, h5_path = out_dir / META_FILE, out_dir / DEMOS_FILE
+    for path in (meta_path, h5_path):
+        if not path.is_file():
+            raise _fail(
+                path,
+                "file not found",
+                f"point at a directory written by collect_demos; {REGENERATE}",
+            )
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as err:
+        raise _fail(meta_path, f"not valid JSON ({err})", REGENERATE) from None
+    if not isinstance(meta, dict):
+        raise _fail(meta_path, "not a JSON object", REGENERATE)
+    required = ("format_version", "env_id", "episodes", "obs_dim", "action_dim")
+    missing = [k for k in required if k not in meta]
+    if missing:
+        raise _fail(meta_path, f"missing fields {', '.join(missing)}", REGENERATE)
+    if meta["format_version"] != FORMAT_VERSION:
+        raise _fail(
+            meta_path,
+            f"unknown format_version {meta['format_version']!r} (this "
+            f"version reads {FORMAT_VERSION})",
+            "re-create it with this version",
+        )
+    obs_dim, action_dim = int(meta["obs_dim"]), int(meta["action_dim"])
+
+    obs, actions, rewards, success, seeds, lengths = [], [], [], [], [], []
+    try:
+        f = h5py.File(h5_path, "r")
+    except OSError as err:
+        raise _fail(
+            h5_path, f"cannot be opened as HDF5, truncated or corrupt ({err})", REGENERATE
+        ) from None
+    try:
+        with f:
+            version = f.attrs.get("format_version")
+            if version is None or int(version) != FORMAT_VERSION:
+                raise _fail(h5_path, f"unknown format_version {version!r}", REGENERATE)
+            if "episodes" not in f or not isinstance(f["episodes"], h5py.Group):
+                raise _fail(h5_path, "no 'episodes' group", REGENERATE)
+            names = sorted(f["episodes"])
+            if len(names) != int(meta["episodes"]):
+                raise _fail(
+                    h5_path,
+                    f"holds {len(names)} episodes but {META_FILE} says {meta['episodes']}",
+                    "the files do not belong together; " + REGENERATE,
+                )
+            if names != [f"{i:06d}" for i in range(len(names))]:
+                raise _fail(h5_path, "episode groups are not numbered 000000..N-1", REGENERATE)
+            for name in names:
+                ep = _read_episode(h5_path, f["episodes"][name], name, obs_dim, action_dim)
+                obs.append(ep["obs"])
+                actions.append(ep["actions"])
+                rewards.append(ep["rewards"])
+                success.append(ep["success"])
+                seeds.append(ep["seed"])
+                lengths.append(ep["length"])
+    except (OSError, KeyError, RuntimeError) as err:
+        raise _fail(h5_path, f"unreadable, truncated or corrupt ({err})", REGENERATE) from None
+    return Demos(
+        obs=obs,
+        actions=actions,
+        rewards=rewards,
+        success=np.asarray(success, dtype=bool),
+        seeds=np.asarray(seeds, dtype=np.int64),
+        lengths=np.asarray(lengths, dtype=np.int64),
+        meta=meta,
+    )
+
+
+def _read_episode(path: Path, g: Any, name: str, obs_dim: int, action_dim: int) -> dict:
+    where = f"episode {name}"
+    for key in ("obs", "actions", "rewards"):
+        if key not in g:
+            raise _fail(path, f"{where}: dataset {key!r} missing", REGENERATE)
+    for key in ("seed", "success", "length"):
+        if key not in g.attrs:
+            raise _fail(path, f"{where}: attribute {key!r} missing", REGENERATE)
+    arrays = {}
+    for key, dtype in (("obs", np.float32), ("actions", np.float32), ("rewards", np.float32)):
+        ds = g[key]
+        if ds.dtype != dtype:
+            raise _fail(
+                path,
+                f"{where}: {key} has dtype {ds.dtype}, expected {np.dtype(dtype)}",
+                f"store {key} as float32; {REGENERATE}",
+            )
+        arrays[key] = ds[()]
+        if not np.all(np.isfinite(arrays[key])):
+            raise _fail(path, f"{where}: {key} contains NaN or inf", REGENERATE)
+    o, a, r = arrays["obs"], arrays["actions"], arrays["rewards"]
+    length = int(g.attrs["length"])
+    if a.ndim != 2 or a.shape[1] != action_dim:
+        raise _fail(
+            path,
+            f"{where}: actions shape {a.shape}, expected (T, {action_dim}) "
+            f"(action_dim from {META_FILE})",
+            REGENERATE,
+        )
+    if o.ndim != 2 or o.shape[1] != obs_dim:
+        raise _fail(
+            path,
+            f"{where}: obs shape {o.shape}, expected (T+1, {obs_dim}) (obs_dim from {META_FILE})",
+            REGENERATE,
+        )
+    if a.shape[0] != length or r.shape != (length,) or o.shape[0] not in (length, length + 1):
+        raise _fail(
+            path,
+            f"{where}: lengths disagree (length attr {length}, actions "
+            f"{a.shape[0]}, rewards {r.shape}, obs {o.shape[0]})",
+            REGENERATE,
+        )
+    if length < 1:
+        raise _fail(path, f"{where}: empty episode", REGENERATE)
+    return {
+        **arrays,
+        "success": bool(g.attrs["success"]),
+        "seed": int(g.attrs["seed"]),
+        "length": length,
+    }
+
+
+# -- bring your own -------------------------------------------------------------------------
+
+
+def _read_npz(path: Path) -> dict[str, Any]:
+    """One validated episode from an ``.npz`` file; ``ValueError`` with the reason if bad."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = set(z.files)
+            if "obs" not in keys or "actions" not in keys:
+                lacking = sorted({"obs", "actions"} - keys)
+                raise ValueError(f"missing key(s) {', '.join(lacking)} (has {sorted(keys)})")
+            data = {k: z[k] for k in ("obs", "actions", "rewards", "success") if k in keys}
+    except ValueError as err:
+        if "allow_pickle" in str(err) or "Object arrays" in str(err):
+            raise ValueError(
+                "contains an object (pickled) array; save plain numeric arrays"
+            ) from None
+        raise
+    except (OSError, EOFError) as err:
+        raise ValueError(f"not a readable .npz ({err})") from None
+    obs, actions = data["obs"], data["actions"]
+    for key, arr in data.items():
+        if arr.dtype.kind not in "biuf":
+            raise ValueError(f"{key} has non-numeric dtype {arr.dtype}")
+    if actions.ndim != 2 or len(actions) < 1:
+        raise ValueError(f"actions must be (T, A) with T >= 1, got shape {actions.shape}")
+    t = len(actions)
+    if obs.ndim != 2 or obs.shape[0] not in (t, t + 1):
+        raise ValueError(f"obs must be (T or T+1, D) with T={t}, got shape {obs.shape}")
+    rewards = data.get("rewards", np.zeros(t))
+    if rewards.shape != (t,):
+        raise ValueError(f"rewards must be ({t},), got shape {rewards.shape}")
+    success = data.get("success")
+    if success is not None and success.size != 1:
+        raise ValueError(f"success must be a scalar, got shape {success.shape}")
+    for key, arr in (("obs", obs), ("actions", actions), ("rewards", rewards)):
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{key} contains NaN or inf")
+    return {
+        "obs": obs.astype(np.float32),
+        "actions": actions.astype(np.float32),
+        "rewards": np.asarray(rewards, dtype=np.float32),
+        "success": None if success is None else bool(success.reshape(())),
+        "seed": -1,
+    }
+
+
+def import_npz_folder(src: Path, out_dir: Path, env_id: str) -> dict:
+    """Convert a folder of ``*.npz`` episodes (sorted by file name) into ``demos.hdf5`` +
+    ``meta.json`` in ``out_dir``.
+
+    Each file holds ``obs`` (T or T+1, D), ``actions`` (T, A), optionally ``rewards`` (T,)
+    (zeros when absent) and a scalar ``success`` (episodes without it are stored as successes
+    and ``meta["expert_success_rate"]`` is null). Files are read with ``allow_pickle=False``.
+    All bad files are reported together in one :class:`DemoFormatError`.
+    """
+    src = Path(src)
+    files = sorted(src.glob("*.npz"))
+    if not files:
+        raise DemoFormatError(f"{src}: no *.npz files found; put one episode per .npz file there")
+    episodes, bad = [], []
+    for path in files:
+        try:
+            episodes.append(_read_npz(path))
+        except ValueError as err:
+            bad.append(f"{path.name}: {err}")
+    if not bad:
+        obs_dims = {e["obs"].shape[1] for e in episodes}
+        act_dims = {e["actions"].shape[1] for e in episodes}
+        if len(obs_dims) > 1 or len(act_dims) > 1:
+            bad.append(
+                f"inconsistent dims across files (obs {sorted(obs_dims)}, actions "
+                f"{sorted(act_dims)})"
+            )
+    if bad:
+        raise DemoFormatError(
+            f"{src}: {len(bad)} bad file(s): "
+            + "; ".join(bad)
+            + "; fix or remove them and re-run the import"
+        )
+    known = [e["success"] for e in episodes if e["success"] is not None]
+    all_known = len(known) == len(episodes)
+    for e in episodes:
+        e["success"] = True if e["success"] is None else e["success"]
+    acts = np.concatenate([e["actions"] for e in episodes])
+    lengths = [len(e["actions"]) for e in episodes]
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "env_id": env_id,
+        "task": None,
+        "env_name": None,
+        "episodes": len(episodes),
+        "successes": int(sum(e["success"] for e in episodes)),
+        "expert_success_rate": (sum(known) / len(known)) if all_known else None,
+        "obs_dim": int(episodes[0]["obs"].shape[1]),
+        "action_dim": int(episodes[0]["actions"].shape[1]),
+        "action_low": acts.min(axis=0).astype(float).tolist(),  # observed range
+        "action_high": acts.max(axis=0).astype(float).tolist(),
+        "max_steps": int(max(lengths)),
+        "seed_start": None,
+        "seed_end": None,
+        "total_steps": int(sum(lengths)),
+        "mean_length": float(np.mean(lengths)),
+        "source": f"import_npz_folder({src})",
+        "source_files": [p.name for p in files],
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "versions": _versions(),
+    }
+    _write_dataset(Path(out_dir), episodes, meta)
+    return meta

@@ -1,0 +1,198 @@
+"""Task name → how to make the environment and its scripted expert.
+
+:data:`ENV_TASKS` maps the names accepted by ``sci-diffusion demos task=<name>`` to an
+:class:`EnvTask`. Gymnasium, MuJoCo and Meta-World are imported only when an environment or an
+expert is made, so importing this module is cheap.
+
+* ``multimodal``: ``sci_diffusion/MultimodalReach-v0`` (120 steps, terminates on success),
+  :class:`~sci_diffusion.envs.experts.multimodal.MultimodalReachExpert`, success =
+  ``info["is_success"]``.
+* ``reacher``: gymnasium ``Reacher-v5`` (50 steps), :class:`ReacherExpert`, success =
+  :func:`~sci_diffusion.envs.experts.success.reacher_success` at the last step.
+* ``pusher``: gymnasium ``Pusher-v5`` with ``max_episode_steps=300`` (the default 100 steps is
+  too short for the soft puck contact, see ``docs/robotics.md``), :class:`PusherExpert`,
+  success = :func:`~sci_diffusion.envs.experts.success.pusher_success` at the last step.
+* ``metaworld``: Meta-World MT1 ``env_name`` (default ``push-v3``; 500 steps),
+  :class:`MetaWorldExpert`, success = ``info["success"]`` at any step (benchmark convention).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["DEFAULT_METAWORLD_ENV", "ENV_TASKS", "EnvTask", "get_task"]
+
+DEFAULT_METAWORLD_ENV = "push-v3"
+"""Meta-World task used when ``task=metaworld`` is given without ``env_name``."""
+
+PUSHER_MAX_STEPS = 300
+"""Pusher-v5 horizon for demonstrations (the default 100 steps: expert success 1/100)."""
+
+
+@dataclass(frozen=True)
+class EnvTask:
+    """How to build one demonstration task.
+
+    Attributes:
+        name: the task name (key of :data:`ENV_TASKS`).
+        env_id: the gymnasium id of the environment.
+        make_env: ``make_env(seed, render_mode=None, env_name=None)`` → a gymnasium env. ``seed``
+            matters only for Meta-World (it fixes the MT1 task set); episodes are seeded at
+            ``reset``.
+        make_expert: ``make_expert(env_name=None)`` → an :class:`~..experts.base.Expert`.
+        max_steps: episode horizon in env steps (the env truncates there itself).
+        success: ``success(env, info)`` → whether the episode counts as a success, evaluated
+            on the state after a step.
+        success_any_step: True: the episode succeeds if ``success`` holds after any step;
+            False: only the state after the last step counts.
+        needs_env_name: whether the task takes an ``env_name`` (Meta-World).
+    """
+
+    name: str
+    env_id: str
+    make_env: Callable[..., Any]
+    make_expert: Callable[..., Any]
+    max_steps: int
+    success: Callable[[Any, dict], bool]
+    success_any_step: bool = False
+    needs_env_name: bool = False
+
+
+def _no_env_name(task: str, env_name: str | None) -> None:
+    if env_name is not None:
+        raise ValueError(f"task {task!r} takes no env_name (only task 'metaworld' does)")
+
+
+# -- multimodal ---------------------------------------------------------------------------------
+
+
+def _make_multimodal(
+    seed: int | None = None, render_mode: str | None = None, env_name: str | None = None
+) -> Any:
+    import gymnasium as gym
+
+    import sci_diffusion.envs  # noqa: F401  (registers the env id)
+
+    _no_env_name("multimodal", env_name)
+    return gym.make("sci_diffusion/MultimodalReach-v0", render_mode=render_mode)
+
+
+def _multimodal_expert(env_name: str | None = None) -> Any:
+    from sci_diffusion.envs.experts.multimodal import MultimodalReachExpert
+
+    _no_env_name("multimodal", env_name)
+    return MultimodalReachExpert()
+
+
+# -- reacher / pusher ---------------------------------------------------------------------------
+
+
+def _make_reacher(
+    seed: int | None = None, render_mode: str | None = None, env_name: str | None = None
+) -> Any:
+    import gymnasium as gym
+
+    _no_env_name("reacher", env_name)
+    return gym.make("Reacher-v5", render_mode=render_mode)
+
+
+def _reacher_expert(env_name: str | None = None) -> Any:
+    from sci_diffusion.envs.experts.reacher import ReacherExpert
+
+    _no_env_name("reacher", env_name)
+    return ReacherExpert()
+
+
+def _reacher_success(env: Any, info: dict) -> bool:
+    from sci_diffusion.envs.experts.success import reacher_success
+
+    return bool(reacher_success(env))
+
+
+def _make_pusher(
+    seed: int | None = None, render_mode: str | None = None, env_name: str | None = None
+) -> Any:
+    import gymnasium as gym
+
+    _no_env_name("pusher", env_name)
+    return gym.make("Pusher-v5", max_episode_steps=PUSHER_MAX_STEPS, render_mode=render_mode)
+
+
+def _pusher_expert(env_name: str | None = None) -> Any:
+    from sci_diffusion.envs.experts.pusher import PusherExpert
+
+    _no_env_name("pusher", env_name)
+    return PusherExpert()
+
+
+def _pusher_success(env: Any, info: dict) -> bool:
+    from sci_diffusion.envs.experts.success import pusher_success
+
+    return bool(pusher_success(env))
+
+
+# -- Meta-World ---------------------------------------------------------------------------------
+
+
+def _make_metaworld(
+    seed: int | None = None, render_mode: str | None = None, env_name: str | None = None
+) -> Any:
+    from sci_diffusion.envs.experts.metaworld_experts import make_metaworld_env
+
+    kwargs = {} if render_mode is None else {"render_mode": render_mode}
+    return make_metaworld_env(env_name or DEFAULT_METAWORLD_ENV, seed, **kwargs)
+
+
+def _metaworld_expert(env_name: str | None = None) -> Any:
+    from sci_diffusion.envs.experts.metaworld_experts import MetaWorldExpert
+
+    return MetaWorldExpert(env_name or DEFAULT_METAWORLD_ENV)
+
+
+ENV_TASKS: dict[str, EnvTask] = {
+    "multimodal": EnvTask(
+        name="multimodal",
+        env_id="sci_diffusion/MultimodalReach-v0",
+        make_env=_make_multimodal,
+        make_expert=_multimodal_expert,
+        max_steps=120,
+        success=lambda env, info: bool(info.get("is_success", False)),
+        success_any_step=True,  # the env terminates on success: the last step is the one
+    ),
+    "reacher": EnvTask(
+        name="reacher",
+        env_id="Reacher-v5",
+        make_env=_make_reacher,
+        make_expert=_reacher_expert,
+        max_steps=50,
+        success=_reacher_success,
+    ),
+    "pusher": EnvTask(
+        name="pusher",
+        env_id="Pusher-v5",
+        make_env=_make_pusher,
+        make_expert=_pusher_expert,
+        max_steps=PUSHER_MAX_STEPS,
+        success=_pusher_success,
+    ),
+    "metaworld": EnvTask(
+        name="metaworld",
+        env_id="Meta-World/MT1",
+        make_env=_make_metaworld,
+        make_expert=_metaworld_expert,
+        max_steps=500,
+        success=lambda env, info: bool(info.get("success", False)),
+        success_any_step=True,
+        needs_env_name=True,
+    ),
+}
+"""The demonstration tasks by name."""
+
+
+def get_task(name: str) -> EnvTask:
+    """The :class:`EnvTask` called ``name``; ``ValueError`` listing the names if unknown."""
+    if name not in ENV_TASKS:
+        raise ValueError(f"unknown task {name!r}; available: {', '.join(ENV_TASKS)}")
+    return ENV_TASKS[name]
