@@ -43,7 +43,15 @@ def measure_reacher(episodes: int) -> dict[str, Any]:
     from sci_diffusion.envs.experts.reacher import ReacherExpert
     from sci_diffusion.envs.experts.success import reacher_distance, reacher_success
 
-    env, expert = gym.make("Reacher-v5"), ReacherExpert()
+    env = gym.make("Reacher-v5")
+    return _final_step_rates("Reacher-v5", env, ReacherExpert(), episodes,
+                             reacher_success, reacher_distance)  # fmt: skip
+
+
+def _final_step_rates(
+    label: str, env: Any, expert: Any, episodes: int, success: Any, distance: Any
+) -> dict[str, Any]:
+    """Roll ``expert`` for seeds 0..episodes-1; success and distance judged at the last step."""
     ok, dist, t0, steps = [], [], time.perf_counter(), 0
     for seed in range(episodes):
         obs, _ = env.reset(seed=seed)
@@ -53,10 +61,10 @@ def measure_reacher(episodes: int) -> dict[str, Any]:
             obs, _, term, trunc, _ = env.step(expert.act(obs, env))
             steps += 1
             done = term or trunc
-        ok.append(reacher_success(env))
-        dist.append(reacher_distance(env))
+        ok.append(success(env))
+        dist.append(distance(env))
     return {
-        "task": "Reacher-v5",
+        "task": label,
         "episodes": episodes,
         "max_steps": int(env.spec.max_episode_steps),
         "success_rate": float(np.mean(ok)),
@@ -75,29 +83,9 @@ def measure_pusher(episodes: int, max_steps: int) -> dict[str, Any]:
     from sci_diffusion.envs.experts.pusher import PusherExpert
     from sci_diffusion.envs.experts.success import pusher_goal_distance, pusher_success
 
-    env, expert = gym.make("Pusher-v5", max_episode_steps=max_steps), PusherExpert()
-    ok, dist, t0, steps = [], [], time.perf_counter(), 0
-    for seed in range(episodes):
-        obs, _ = env.reset(seed=seed)
-        expert.reset(seed)
-        done = False
-        while not done:
-            obs, _, term, trunc, _ = env.step(expert.act(obs, env))
-            steps += 1
-            done = term or trunc
-        ok.append(pusher_success(env))
-        dist.append(pusher_goal_distance(env))
-    return {
-        "task": f"Pusher-v5 ({max_steps} steps)",
-        "episodes": episodes,
-        "max_steps": max_steps,
-        "success_rate": float(np.mean(ok)),
-        "failed_seeds": [s for s, o in enumerate(ok) if not o],
-        "final_dist_mean_m": float(np.mean(dist)),
-        "final_dist_max_m": float(np.max(dist)),
-        "seconds": time.perf_counter() - t0,
-        "steps": steps,
-    }
+    env = gym.make("Pusher-v5", max_episode_steps=max_steps)
+    return _final_step_rates(f"Pusher-v5 ({max_steps} steps)", env, PusherExpert(), episodes,
+                             pusher_success, pusher_goal_distance)  # fmt: skip
 
 
 def measure_metaworld(name: str, episodes: int) -> dict[str, Any]:
