@@ -18,15 +18,14 @@ Run with ``run_sampler_benchmark(path)``; ``main_table(result)`` formats the res
 from __future__ import annotations
 
 import datetime
-import json
 import math
 import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -38,6 +37,7 @@ from ..core.parameterization import Denoiser
 from ..core.samplers import function_evaluations, sample
 from ..core.schedules import CosineSchedule, Schedule, make_schedule
 from ..core.spaces import EuclideanSpace
+from ..train.rundir import write_json_atomic
 
 MEANS = ((-2.0, 0.0), (2.0, 1.0), (0.0, -2.5))
 STDS = (0.3, 0.5, 0.4)
@@ -314,24 +314,6 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def write_json_atomic(path: str, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` via a temporary file in the same directory."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(obj, handle, indent=2, allow_nan=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def run_sampler_benchmark(out: str | None, quick: bool = False) -> dict[str, Any]:
     """Run the quality and speed benchmarks; write the JSON result to ``out`` unless ``None``.
 
@@ -381,7 +363,7 @@ def run_sampler_benchmark(out: str | None, quick: bool = False) -> dict[str, Any
         "wall_s": time.perf_counter() - start,
     }
     if out is not None:
-        write_json_atomic(out, result)
+        write_json_atomic(Path(out), result, allow_nan=False)
     return result
 
 

@@ -32,8 +32,10 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+def write_json_atomic(path: Path, data: Any, *, allow_nan: bool = True) -> None:
+    """JSON via :func:`write_text_atomic`; ``allow_nan=False`` refuses NaN/inf values."""
+    text = json.dumps(data, indent=2, sort_keys=True, default=str, allow_nan=allow_nan)
+    write_text_atomic(path, text + "\n")
 
 
 def save_config(run_dir: Path, cfg: DictConfig) -> None:
