@@ -28,7 +28,7 @@ from sci_diffusion.core import (
     function_evaluations,
     sample,
 )
-from sci_diffusion.core.metrics import sliced_wasserstein
+from sci_diffusion.core.metrics import noise_floor, sliced_wasserstein
 
 N = 8000
 THRESHOLD_FACTOR = 1.5
@@ -63,12 +63,9 @@ CASES = [(name, CosineSchedule()) for name in (
 ]  # fmt: skip
 
 
-def _floor(draw, replicates: int = 20) -> float:
-    g = torch.Generator().manual_seed(1234)
-    distances = torch.tensor(
-        [sliced_wasserstein(draw(N, g), draw(N, g)) for _ in range(replicates)]
-    )
-    return float(distances.quantile(0.95))
+def _floor(draw) -> float:
+    """95th percentile of the distance between two independent true samples of size N."""
+    return noise_floor(draw, N, replicates=20, quantile=0.95, seed=1234)
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +203,7 @@ def test_com_free_points_with_padding(name: str) -> None:
                  space=space, mask=mask, generator=g)  # fmt: skip
     assert torch.equal(out[:, N_ATOMS:], torch.zeros_like(out[:, N_ATOMS:]))
     assert out[:, :N_ATOMS].mean(1).abs().max() < 1e-9
-    floor = _floor(lambda n, gen: mixture.sample(n, gen))
+    floor = _floor(mixture.sample)
     reference = mixture.sample(N, torch.Generator().manual_seed(95))
     assert sliced_wasserstein(out[:, :N_ATOMS], reference) < THRESHOLD_FACTOR * floor
 
