@@ -30,19 +30,18 @@ place; if anything fails, temporaries are removed and no new output is left behi
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import json
 import os
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from sci_diffusion.train.rundir import temp_path
 
 __all__ = [
     "DEMOS_FILE",
@@ -109,19 +108,6 @@ def _versions(extra: tuple[str, ...] = ()) -> dict[str, str | None]:
     return out
 
 
-@contextlib.contextmanager
-def _temp_path(out_dir: Path, name: str) -> Iterator[Path]:
-    """A fresh temp file name in ``out_dir`` (hidden, ``.tmp-<name>.*``), removed on error."""
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{name}.", suffix=Path(name).suffix, dir=out_dir)
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; data sets are meant to be shared
-    try:
-        yield Path(tmp)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_json_tmp(path: Path, data: Any) -> None:
     with open(path, "w") as f:
         f.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
@@ -158,13 +144,13 @@ def _write_dataset(
     temps: list[tuple[Path, Path]] = []
     try:
         for name, frames in videos:
-            with _temp_path(out_dir, name) as tmp:
+            with temp_path(out_dir, name) as tmp:
                 temps.append((tmp, out_dir / _write_video(tmp, frames, name)))
         meta["videos"] = [dst.name for _, dst in temps]
-        with _temp_path(out_dir, DEMOS_FILE) as tmp:
+        with temp_path(out_dir, DEMOS_FILE) as tmp:
             temps.append((tmp, out_dir / DEMOS_FILE))
             _write_hdf5(tmp, episodes, meta["env_id"])
-        with _temp_path(out_dir, META_FILE) as tmp:
+        with temp_path(out_dir, META_FILE) as tmp:
             temps.append((tmp, out_dir / META_FILE))
             _write_json_tmp(tmp, meta)
         for tmp, dst in temps:  # meta.json last: its presence marks a complete data set

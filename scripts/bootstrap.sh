@@ -12,3 +12,7 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   .venv/bin/pip install --quiet --disable-pip-version-check "torch==2.13.0"
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -e ".[dev]"
+# MOSES splits ship inside molsets; its own pins are obsolete, so take only the data package.
+if ! .venv/bin/python -c "import importlib.util as u; assert u.find_spec('moses')" 2>/dev/null; then
+  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps "molsets==0.3.1"
+fi

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,22 @@ def write_text_atomic(path: Path, text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def temp_path(out_dir: Path, name: str) -> Iterator[Path]:
+    """A fresh temp file name in ``out_dir`` (hidden, ``.tmp-<name>.*``, mode 0644) for a file
+    that a writer fills and the caller then ``os.replace``'s onto ``out_dir / name``; the temp
+    file is removed if the block raises. Use it for binary artefacts (HDF5, SDF, images)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{name}.", suffix=Path(name).suffix, dir=out_dir)
+    os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; artefacts are meant to be shared
+    try:
+        yield Path(tmp)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
