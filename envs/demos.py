@@ -186,6 +186,15 @@ def _write_video(tmp: Path, frames: list[np.ndarray], name: str) -> str:
     return f"{stem}.gif"
 
 
+def write_video(out_dir: Path, name: str, frames: list[np.ndarray]) -> Path:
+    """Write ``frames`` (each (H, W, 3) uint8) as ``out_dir/name`` (MP4, or GIF when no MP4
+    encoder works) atomically; returns the path written."""
+    with temp_path(out_dir, name) as tmp:
+        final = out_dir / _write_video(tmp, frames, name)
+        os.replace(tmp, final)
+    return final
+
+
 # -- collection ---------------------------------------------------------------------------------
 
 

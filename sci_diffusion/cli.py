@@ -17,11 +17,12 @@ from typing import Any
 COMMANDS = {
     "train": "train a task: sci-diffusion train task=toy2d trainer.max_steps=200; "
     "continue a run with resume=<run dir>",
-    "eval": "evaluate a run's EMA model: sci-diffusion eval run=<run dir> [sampler=heun steps=10]",
+    "eval": "evaluate a run's EMA model: sci-diffusion eval run=<run dir> [sampler=heun steps=10] "
+    "[episodes=50 for policy tasks]",
     "sample": "draw samples from a run into a folder: sci-diffusion sample run=<run dir> "
     "out=<dir> [n=1000 sampler=... steps=...]; under torchrun with trainer.distributed=true "
     "the ranks share the work",
-    "bench": "benchmarks: sci-diffusion bench sampler out=<file.json> [quick=true]",
+    "bench": "benchmarks: sci-diffusion bench <sampler|policy> out=<file.json> [quick=true]",
     "quickstart": "the end-to-end demo on embedded defaults; writes a report "
     "(sci-diffusion quickstart [out=<dir>])",
     "demos": "collect scripted-expert demonstrations: sci-diffusion demos "
@@ -74,7 +75,7 @@ def compose(overrides: list[str]) -> Any:
     return cfg, Path(run_dir)
 
 
-CONFIG_GROUPS = ("task", "model", "sampler", "trainer")
+CONFIG_GROUPS = ("task", "model", "sampler", "trainer", "policy")
 
 
 def _override_key(override: str) -> str:
@@ -109,7 +110,7 @@ def _hydra_message(err: Exception) -> str:
         key = text.split("'")[1] if "'" in text else "?"
         group = key.split(".")[0]
         known = ""
-        if group in ("trainer", "task", "model", "sampler"):
+        if group in CONFIG_GROUPS:
             known = f" ({group} keys are listed by `sci-diffusion train --help`)"
         return f"unknown config key '{key}'{known}"
     missing = re.search(r"Could not find '([^'/]+)/([^']+)'", text)
@@ -149,7 +150,7 @@ def validate(cfg: Any) -> None:
     device = str(cfg.trainer.device)
     if device != "auto" and device.split(":")[0] not in ("cpu", "cuda"):
         raise UsageError(f"trainer.device must be auto, cpu, cuda or cuda:N, got {device!r}")
-    for key in ("steps", "n"):
+    for key in ("steps", "n", "episodes"):
         value = cfg.get(key)
         if value is not None and (not isinstance(value, int) or value < 1):
             raise UsageError(f"{key} must be a positive integer, got {value!r}")
@@ -235,18 +236,36 @@ def cmd_sample(args: list[str]) -> int:
     return 0
 
 
-def cmd_bench(args: list[str]) -> int:
-    if not args or "=" in args[0]:
-        raise UsageError("usage: sci-diffusion bench sampler out=<file.json> [quick=true]")
-    name, rest = args[0], args[1:]
-    if name != "sampler":
-        raise UsageError(f"unknown benchmark {name!r}; available: sampler")
-    opts = _kv(rest, {"out": "output JSON", "quick": "true|false"})
-    from sci_diffusion.bench.sampler import main_table, run_sampler_benchmark
+BENCHMARKS = {
+    "sampler": "sample quality vs NFE and speed vs diffusers (2D mixture)",
+    "policy": "policy chunk latency at batch 1 vs steps; network vs sampler time; vs diffusers",
+}
 
+
+def cmd_bench(args: list[str]) -> int:
+    usage = f"usage: sci-diffusion bench <{'|'.join(BENCHMARKS)}> out=<file.json> [quick=true]"
+    if not args or "=" in args[0]:
+        raise UsageError(usage)
+    name, rest = args[0], args[1:]
+    if name not in BENCHMARKS:
+        raise UsageError(f"unknown benchmark {name!r}; available: {', '.join(BENCHMARKS)}")
+    allowed = {"out": "output JSON", "quick": "true|false"}
+    if name == "policy":
+        allowed["model"] = "unet1d|transformer|mlp"
+    opts = _kv(rest, allowed)
     quick = opts.get("quick", "false").lower() in ("1", "true", "yes")
-    result = run_sampler_benchmark(opts.get("out"), quick=quick)
-    print(main_table(result))
+    if name == "sampler":
+        from sci_diffusion.bench.sampler import main_table, run_sampler_benchmark
+
+        print(main_table(run_sampler_benchmark(opts.get("out"), quick=quick)))
+    elif name == "policy":
+        from sci_diffusion.bench.policy import latency_table, run_policy_benchmark
+        from sci_diffusion.tasks.policy import BACKBONES
+
+        model = opts.get("model", "unet1d")
+        if model not in BACKBONES:
+            raise UsageError(f"model must be one of {', '.join(BACKBONES)}, got {model!r}")
+        print(latency_table(run_policy_benchmark(opts.get("out"), quick=quick, model=model)))
     return 0
 
 
@@ -319,7 +338,7 @@ def _command_help(command: str) -> str:
     from sci_diffusion.tasks import task_names
 
     groups = "\n".join(
-        f"  {g:<8} {', '.join(_group_options(g))}" for g in ("task", "model", "sampler", "trainer")
+        f"  {g:<8} {', '.join(_group_options(g))}" for g in CONFIG_GROUPS
     )
     trainer_keys = ", ".join(TRAINER_TYPES)
     body = textwrap.fill(COMMANDS[command], 88, subsequent_indent="  ")
@@ -330,7 +349,7 @@ def _command_help(command: str) -> str:
         f"config groups (choose with group=option):\n{groups}\n"
         f"tasks: {', '.join(task_names())}\n"
         f"trainer keys (trainer.<key>=...): {trainer_keys}\n"
-        "top-level keys: run, resume, steps, n, out, hydra.run.dir"
+        "top-level keys: run, resume, steps, n, episodes, out, hydra.run.dir"
     )
 
 

@@ -55,6 +55,8 @@ class Task(ABC):
     intended_use: str = ""
     limitations: tuple[str, ...] = ()
     conditioning: str = "none"
+    #: whether ``generate`` + ``score`` is this task's evaluation (so it can be sharded).
+    sharded_evaluation: bool = True
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
@@ -62,6 +64,15 @@ class Task(ABC):
     @abstractmethod
     def build_network(self) -> nn.Module:
         """A freshly initialised network (seeded by the caller)."""
+
+    def prepare_network(self, net: nn.Module) -> None:
+        """Fit data-dependent state of a freshly built network before training (e.g. a
+        policy's normalization statistics). Default: nothing."""
+        return None
+
+    def card_sections(self) -> dict[str, dict[str, Any]]:
+        """Extra model-card sections this task documents (section name -> fields)."""
+        return {}
 
     @abstractmethod
     def denoiser(self, net: nn.Module) -> Denoiser:

@@ -10,6 +10,10 @@ if TYPE_CHECKING:
 
 TASKS: dict[str, tuple[str, str]] = {
     "toy2d": ("sci_diffusion.tasks.toy2d", "Toy2DTask"),
+    "multimodal": ("sci_diffusion.tasks.policy", "PolicyTask"),
+    "reacher": ("sci_diffusion.tasks.policy", "PolicyTask"),
+    "pusher": ("sci_diffusion.tasks.policy", "PolicyTask"),
+    "metaworld": ("sci_diffusion.tasks.policy", "PolicyTask"),
 }
 """Registered tasks: name -> (module, class). Add a line here to add a task."""
 

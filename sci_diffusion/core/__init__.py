@@ -19,6 +19,7 @@ from .objectives import (
 )
 from .parameterization import (
     PREDICTIONS,
+    BoundDenoiser,
     Denoiser,
     edm_coefficients,
     expand_like,
@@ -58,6 +59,7 @@ __all__ = [
     "PREDICTIONS",
     "SAMPLERS",
     "SCHEDULES",
+    "BoundDenoiser",
     "CategoricalJoint",
     "CategoricalSpace",
     "CoMFreeSpace",

@@ -236,6 +236,27 @@ class Denoiser:
         return x0_from_alpha_sigma(prediction, output, x_t, alpha, sigma)
 
 
+    def bind(self, **cond: Any) -> BoundDenoiser:
+        """This denoiser with fixed conditioning (e.g. ``obs=...``), in the samplers'
+        two-argument convention ``denoise(x_t, t)``, keeping the :meth:`denoise_at` fast path."""
+        return BoundDenoiser(self, cond)
+
+
+class BoundDenoiser:
+    """A :class:`Denoiser` with its conditioning keyword arguments fixed (see
+    :meth:`Denoiser.bind`)."""
+
+    def __init__(self, denoiser: Denoiser, cond: dict[str, Any]) -> None:
+        self.denoiser = denoiser
+        self.cond = cond
+
+    def __call__(self, x_t: Any, t: Tensor) -> Any:
+        return self.denoiser(x_t, t, **self.cond)
+
+    def denoise_at(self, x_t: Tensor, t: Tensor, alpha: Tensor, sigma: Tensor) -> Any:
+        return self.denoiser.denoise_at(x_t, t, alpha, sigma, **self.cond)
+
+
 class _ScheduleOnly:
     """Adapter so a bare schedule can stand in for a Euclidean space in :class:`Denoiser`."""
 

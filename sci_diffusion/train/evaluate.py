@@ -60,6 +60,10 @@ def apply_eval_overrides(cfg: DictConfig, cli_cfg: DictConfig, overrides: list[s
         cfg.sampler.steps = int(cli_cfg.steps)
     if cli_cfg.get("n") is not None:
         cfg.task.eval.n_samples = int(cli_cfg.n)
+    if cli_cfg.get("episodes") is not None:
+        if "episodes" not in cfg.task.eval:
+            raise ValueError(f"episodes= applies to policy tasks; {cfg.task.name} has none")
+        cfg.task.eval.episodes = int(cli_cfg.episodes)
     for key in keys:
         if key.startswith("task.eval."):
             OmegaConf.update(cfg, key, OmegaConf.select(cli_cfg, key), merge=False)
@@ -108,6 +112,9 @@ def evaluate_run(
         out_dir = out_dir or run_dir / "eval" / f"{name}_{steps}"
         seed = int(cfg.task.eval.get("seed", 0)) + 1_000_003 * info.rank  # disjoint streams
         generator = torch.Generator(device=loaded.device).manual_seed(seed)
+        if info.enabled and not loaded.task.sharded_evaluation:
+            raise ValueError(f"{cfg.task.name} evaluation runs on one process; run it without "
+                             "torchrun / trainer.distributed")
         if not info.enabled:
             metrics = loaded.task.evaluate(loaded.denoiser, out_dir, generator, loaded.device)
         else:

@@ -93,7 +93,9 @@ class Trainer:
             torch.cuda.set_device(self.device)
         torch.manual_seed(int(self.tc.seed))
         self.task: Task = build_task(cfg)
-        self.net = self.task.build_network().to(self.device)
+        self.net = self.task.build_network()
+        self.task.prepare_network(self.net)
+        self.net = self.net.to(self.device)
         self.model: nn.Module = self.net
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -270,6 +272,8 @@ def _write_training_card(trainer: Trainer, result: TrainResult) -> None:
         "conditioning": task.conditioning,
     })  # fmt: skip
     update_model_card(result.run_dir, "data", asdict(trainer.data_info))
+    for section, fields in task.card_sections().items():
+        update_model_card(result.run_dir, section, fields)
     update_model_card(result.run_dir, "training", {
         "steps": result.step,
         "stop_reason": result.stop_reason,

@@ -183,3 +183,24 @@ def test_unknown_prediction_names_accepted_values():
             call()
         for accepted in PREDICTIONS:
             assert accepted in str(info.value)
+
+
+def test_bound_denoiser_passes_conditioning_on_both_paths():
+    """``Denoiser.bind(obs=...)`` is the two-argument callable the samplers want: the plain call
+    and the ``denoise_at`` fast path both see the conditioning and agree."""
+    from sci_diffusion.core import CosineSchedule, Denoiser
+
+    class Net(torch.nn.Module):
+        def forward(self, x, t, obs):
+            return x * 0.5 + obs.mean(-1, keepdim=True).unsqueeze(-1) + t.reshape(-1, 1, 1)
+
+    schedule = CosineSchedule()
+    denoiser = Denoiser(Net(), schedule, prediction="v")
+    obs = torch.randn(3, 4)
+    x, t = torch.randn(3, 5, 2), torch.full((3,), 0.4)
+    bound = denoiser.bind(obs=obs)
+    alpha, sigma = schedule.alpha_sigma(t.reshape(-1, 1, 1))
+    expected = denoiser(x, t, obs=obs)
+    torch.testing.assert_close(bound(x, t), expected)
+    torch.testing.assert_close(bound.denoise_at(x, t, alpha, sigma), expected)
+    assert not torch.allclose(denoiser.bind(obs=obs + 1)(x, t), expected)

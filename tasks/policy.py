@@ -1,0 +1,269 @@
+"""Policy tasks: ``multimodal``, ``reacher``, ``pusher``, ``metaworld`` — one class for all.
+
+Data: demonstrations from ``task.data.demos`` (a folder written by ``sci-diffusion demos`` or
+the npz importer) or, when that is null, collected from the scripted expert on first use into
+the cache (``$SCI_DIFFUSION_CACHE`` or ``~/.cache/sci_diffusion``) and reused afterwards.
+Method: ``policy.kind=diffusion`` (default) or ``mse_bc``, with the backbone ``model=...``.
+Evaluation: ``task.eval.episodes`` seeded episodes (seeds ``task.eval.seed + i``, disjoint from
+the demonstration seeds) in lockstep batches of ``task.eval.n_envs``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from sci_diffusion.core import Denoiser, DiffusionObjective, EuclideanSpace, make_schedule
+from sci_diffusion.policy.network import PolicyNetwork, RegressionObjective, policy_network
+from sci_diffusion.policy.normalize import LimitsNormalizer
+from sci_diffusion.policy.policy import Policy
+from sci_diffusion.policy.rollout import (
+    chunk_latency_ms,
+    episode_table,
+    run_episodes,
+    summarize,
+    write_videos,
+)
+from sci_diffusion.policy.windows import Windows, make_windows
+from sci_diffusion.train.rundir import write_json_atomic
+from sci_diffusion.train.sampling import describe_sampler
+
+from .base import Batch, DataInfo, Task
+
+BACKBONES = {
+    "unet1d": ("sci_diffusion.nets.unet1d", "ConditionalUnet1D"),
+    "transformer": ("sci_diffusion.nets.policy_transformer", "PolicyTransformer"),
+    "mlp": ("sci_diffusion.nets.policy_mlp", "PolicyMLP"),
+}
+"""``model.name`` -> backbone class; every one is ``net(x (B,H,Da), t (B,), obs (B,To,Do))``."""
+
+
+def cache_dir() -> Path:
+    """Where generated data sets live: ``$SCI_DIFFUSION_CACHE`` or ``~/.cache/sci_diffusion``."""
+    return Path(os.environ.get("SCI_DIFFUSION_CACHE", Path.home() / ".cache" / "sci_diffusion"))
+
+
+class PolicyTask(Task):
+    validation_status = "simulation only"
+    intended_use = (
+        "Research on visuomotor-free (state-observation) diffusion policies in MuJoCo "
+        "simulation; comparing samplers, step counts and baselines."
+    )
+    limitations = (
+        "Trained and evaluated in simulation only; never run on hardware without its own "
+        "validation.",
+        "State observations (no images); demonstrations from one scripted expert.",
+    )
+    conditioning = "observation history (n_obs_steps x obs_dim), normalized"
+    sharded_evaluation = False  # episodes run in lockstep on one process
+
+    def __init__(self, cfg: Any) -> None:
+        super().__init__(cfg)
+        from sci_diffusion.envs.registry import get_task
+
+        t = cfg.task
+        self.env_task = get_task(str(t.env))
+        self.env_name = t.get("env_name")
+        self.kind = str(cfg.policy.kind)
+        self.horizon, self.n_obs_steps = int(t.horizon), int(t.n_obs_steps)
+        self.n_action_steps = int(t.n_action_steps)
+        self.space = EuclideanSpace(make_schedule(t.diffusion.schedule))
+        self._demos: Any = None
+        self._windows: Windows | None = None
+        self._dims: tuple[int, int, np.ndarray, np.ndarray] | None = None
+
+    # -- data ----------------------------------------------------------------------------
+    def demos_dir(self) -> Path:
+        d = self.cfg.task.data
+        if d.get("demos"):
+            return Path(str(d.demos))
+        name = self.cfg.task.env + (f"-{self.env_name}" if self.env_name else "")
+        return cache_dir() / "demos" / f"{name}-{int(d.episodes)}ep-seed{int(d.seed)}"
+
+    def demos(self) -> Any:
+        """The validated demonstrations (collected with the expert on first use)."""
+        if self._demos is None:
+            from sci_diffusion.envs.demos import META_FILE, collect_demos, load_demos
+
+            path, d = self.demos_dir(), self.cfg.task.data
+            if not d.get("demos") and not (path / META_FILE).exists():
+                progress = bool(d.get("progress", True))
+                collect_demos(self.cfg.task.env, int(d.episodes), path, seed=int(d.seed),
+                              env_name=self.env_name, progress=progress)  # fmt: skip
+            self._demos = load_demos(path)
+        return self._demos
+
+    def windows(self) -> Windows:
+        if self._windows is None:
+            demos = self.demos()
+            self._windows = make_windows(demos.obs, demos.actions, self.n_obs_steps, self.horizon)
+            self.obs_normalizer = LimitsNormalizer(self._windows.obs.shape[1]).fit(
+                self._windows.obs
+            )
+            self.action_normalizer = LimitsNormalizer(self._windows.actions.shape[1]).fit(
+                self._windows.actions
+            )
+        return self._windows
+
+    def env_dims(self) -> tuple[int, int, np.ndarray, np.ndarray]:
+        """``(obs_dim, action_dim, action_low, action_high)`` read from the environment."""
+        if self._dims is None:
+            env = self.env_task.make_env(0, env_name=self.env_name)
+            try:
+                space = env.action_space
+                self._dims = (int(np.prod(env.observation_space.shape)),
+                              int(np.prod(space.shape)), np.asarray(space.low, np.float32),
+                              np.asarray(space.high, np.float32))  # fmt: skip
+            finally:
+                env.close()
+        return self._dims
+
+    # -- model ---------------------------------------------------------------------------
+    def build_network(self) -> nn.Module:
+        import importlib
+
+        m = self.cfg.model
+        if m.name not in BACKBONES:
+            raise ValueError(f"model {m.name!r} is not a policy backbone; use one of "
+                             f"{', '.join(BACKBONES)}")  # fmt: skip
+        module, cls = BACKBONES[str(m.name)]
+        obs_dim, action_dim, _, _ = self.env_dims()
+        options = {k: (tuple(v) if hasattr(v, "__len__") and not isinstance(v, str) else v)
+                   for k, v in m.items() if k != "name"}  # fmt: skip
+        backbone = getattr(importlib.import_module(module), cls)(
+            action_dim=action_dim, obs_dim=obs_dim, n_obs_steps=self.n_obs_steps,
+            horizon=self.horizon, **options,
+        )  # fmt: skip
+        return PolicyNetwork(backbone, obs_dim, action_dim)
+
+    def prepare_network(self, net: nn.Module) -> None:
+        """Fit the normalizers of a fresh network to the demonstrations."""
+        self.windows()
+        inner = policy_network(net)
+        inner.obs_normalizer.load_state_dict(self.obs_normalizer.state_dict())
+        inner.action_normalizer.load_state_dict(self.action_normalizer.state_dict())
+
+    def denoiser(self, net: nn.Module) -> Denoiser:
+        return Denoiser(net, self.space, prediction=self.cfg.task.diffusion.prediction)
+
+    def objective(self, denoiser: Denoiser) -> Any:
+        if self.kind == "mse_bc":
+            return RegressionObjective(denoiser.net, self.horizon)
+        d = self.cfg.task.diffusion
+        return DiffusionObjective(denoiser, d.weighting,
+                                  time_distribution=d.get("time_distribution", "uniform"),
+                                  min_snr_gamma=d.get("min_snr_gamma", 5.0))  # fmt: skip
+
+    def data_info(self) -> DataInfo:
+        demos, path = self.demos(), self.demos_dir()
+        digest = hashlib.sha256((path / "demos.hdf5").read_bytes()).hexdigest()[:16]
+        meta = demos.meta
+        return DataInfo(
+            name=f"{meta.get('env_id')} demonstrations ({meta.get('source', 'unknown source')})",
+            size=len(demos),
+            split=f"train: all {len(demos)} episodes, seeds {meta.get('seed_start')}.."
+            f"{meta.get('seed_end')} ({len(self.windows())} windows); evaluation: fresh "
+            f"episodes from seed {self.cfg.task.eval.seed}",
+            fingerprint=digest,
+            source=str(path),
+        )
+
+    def sample_batch(self, batch_size: int, generator: torch.Generator) -> Batch:
+        windows = self.windows()
+        index = torch.randint(0, len(windows), (batch_size,), generator=generator)
+        obs, actions = windows.batch(index)
+        return Batch(self.action_normalizer.normalize(actions),
+                     cond={"obs": self.obs_normalizer.normalize(obs)})  # fmt: skip
+
+    # -- evaluation ----------------------------------------------------------------------
+    def policy(self, denoiser: Denoiser) -> Policy:
+        _, _, low, high = self.env_dims()
+        return Policy(policy_network(denoiser.net), denoiser, self.kind, self.cfg.sampler,
+                      self.n_obs_steps, self.horizon, self.n_action_steps, low, high)  # fmt: skip
+
+    def generate(
+        self, denoiser: Denoiser, n: int, generator: torch.Generator, device: torch.device
+    ) -> dict[str, Tensor]:
+        """Action chunks for the first ``n`` demonstration windows' observation histories."""
+        windows = self.windows()
+        index = torch.arange(min(n, len(windows)))
+        obs, actions = windows.batch(index)
+        chunks = self.policy(denoiser).predict_chunk(obs.numpy(), generator)
+        return {"obs": obs, "actions": torch.from_numpy(chunks), "demo_actions": actions}
+
+    def score(self, samples: dict[str, Tensor], out_dir: Path) -> dict[str, Any]:
+        """Offline check: mean squared error of sampled chunks against the demonstrated ones."""
+        error = (samples["actions"] - samples["demo_actions"]).pow(2).mean()
+        return {"n_chunks": int(samples["actions"].shape[0]),
+                "action_mse_vs_demos": float(error), **self._method()}  # fmt: skip
+
+    def _method(self) -> dict[str, Any]:
+        if self.kind == "mse_bc":
+            return {"policy": "mse_bc", "sampler": "none (regression)", "steps": 0}
+        return {"policy": "diffusion", **describe_sampler(self.cfg.sampler)}
+
+    def evaluate(
+        self, denoiser: Denoiser, out_dir: Path, generator: torch.Generator, device: torch.device
+    ) -> dict[str, Any]:
+        """Seeded episodes, Wilson interval, chunk latency and a few videos into ``out_dir``."""
+        e = self.cfg.task.eval
+        policy = self.policy(denoiser)
+        seeds = [int(e.seed) + i for i in range(int(e.episodes))]
+        episodes = run_episodes(policy, self.env_task, seeds, generator, n_envs=int(e.n_envs),
+                                env_name=self.env_name, env_seed=int(e.seed),
+                                record=int(e.videos))  # fmt: skip
+        first_obs = self.first_observation(seeds[0])
+        latency = chunk_latency_ms(policy, first_obs, generator, repeats=int(e.latency_repeats))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        videos = write_videos(episodes, out_dir)
+        write_json_atomic(out_dir / "episodes.json", episode_table(episodes))
+        return {
+            **summarize(episodes),
+            **self._method(),
+            "chunk_latency_ms": latency,
+            "chunk_latency": "median wall time of one chunk at batch 1 "
+            f"({e.latency_repeats} repeats, {torch.get_num_threads()} threads, {device})",
+            "horizon": self.horizon,
+            "n_obs_steps": self.n_obs_steps,
+            "n_action_steps": self.n_action_steps,
+            "env_id": self.env_task.env_id,
+            "env_name": self.env_name,
+            "seeds": [seeds[0], seeds[-1]],
+            "videos": videos,
+        }
+
+    def first_observation(self, seed: int) -> np.ndarray:
+        """(To, Do): the history at the start of episode ``seed`` (first obs repeated)."""
+        env = self.env_task.make_env(0, env_name=self.env_name)
+        try:
+            obs, _ = env.reset(seed=seed)
+        finally:
+            env.close()
+        return np.repeat(np.asarray(obs, np.float32)[None], self.n_obs_steps, axis=0)
+
+    def card_sections(self) -> dict[str, dict[str, Any]]:
+        _, action_dim, low, high = self.env_dims()
+        spec = self.env_task
+        return {"policy": {
+            "kind": self.kind,
+            "environment": spec.env_id + (f" ({self.env_name})" if self.env_name else ""),
+            "action_space": f"{action_dim}-D box, low {low.tolist()}, high {high.tolist()}; "
+                            "sampled chunks are un-normalized and clipped to these bounds",
+            "observation": getattr(spec, "observation", "see docs/robotics.md"),
+            "receding_horizon": f"plan {self.horizon} actions from the last {self.n_obs_steps} "
+                                f"observations, execute {self.n_action_steps}, replan",
+            "normalization": "min/max limits of the demonstrations onto [-1, 1], stored in the "
+                             "checkpoint (obs_normalizer, action_normalizer buffers)",
+            "validation_status": "simulation only: evaluated in MuJoCo; never validated on "
+                                 "hardware",
+            "simulator_gaps": getattr(spec, "gaps", "see docs/robotics.md"),
+            "failure_procedures": "a chunk with NaN/inf is never executed: the episode ends as a "
+                                  "failure (non_finite_action) and is counted; out-of-range "
+                                  "actions are clipped to the bounds",
+        }}  # fmt: skip
