@@ -24,6 +24,7 @@ def write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}.", dir=path.parent)
     try:
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; run artefacts are meant to be shared
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
