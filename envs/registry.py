@@ -48,6 +48,8 @@ class EnvTask:
         success_any_step: True: the episode succeeds if ``success`` holds after any step;
             False: only the state after the last step counts.
         needs_env_name: whether the task takes an ``env_name`` (Meta-World).
+        expert_version: bumped whenever the expert's behaviour changes, so that cached
+            demonstrations of an older expert are never reused.
     """
 
     name: str
@@ -58,6 +60,7 @@ class EnvTask:
     success: Callable[[Any, dict], bool]
     success_any_step: bool = False
     needs_env_name: bool = False
+    expert_version: int = 1
 
 
 def _no_env_name(task: str, env_name: str | None) -> None:
@@ -160,6 +163,7 @@ ENV_TASKS: dict[str, EnvTask] = {
         max_steps=120,
         success=lambda env, info: bool(info.get("is_success", False)),
         success_any_step=True,  # the env terminates on success: the last step is the one
+        expert_version=2,  # 2: shared approach point below the obstacle (one decision state)
     ),
     "reacher": EnvTask(
         name="reacher",

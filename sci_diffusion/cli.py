@@ -209,11 +209,27 @@ def _run_dir_arg(cfg: Any, command: str) -> Path:
     return Path(str(cfg.run))
 
 
+def _with_run_task(args: list[str]) -> list[str]:
+    """``args`` plus ``task=<the run's task>`` when ``run=`` is given without ``task=``, so that
+    ``task.eval.*`` overrides are checked against the right task's keys."""
+    runs = [a.split("=", 1)[1] for a in args if a.startswith("run=")]
+    if not runs or any(_override_key(a) == "task" for a in args):
+        return args
+    saved = Path(runs[-1]) / "config.yaml"
+    if not saved.is_file():
+        return args  # load_run reports the missing run with its own message
+    from omegaconf import OmegaConf
+
+    name = OmegaConf.load(saved).get("task", {}).get("name")
+    return [f"task={name}", *args] if name in _group_options("task") else args
+
+
 def cmd_eval(args: list[str]) -> int:
     import json
 
     from sci_diffusion.train.evaluate import evaluate_run
 
+    args = _with_run_task(args)
     cfg, _ = compose(args)
     metrics = evaluate_run(_run_dir_arg(cfg, "eval"), cfg, args)
     if metrics is not None:  # None on ranks other than 0 of a sharded run
@@ -226,6 +242,7 @@ def cmd_sample(args: list[str]) -> int:
 
     from sci_diffusion.train.evaluate import evaluate_run
 
+    args = _with_run_task(args)
     cfg, _ = compose(args)
     run_dir = _run_dir_arg(cfg, "sample")
     out = Path(str(cfg.out)) if cfg.get("out") else run_dir / "samples"

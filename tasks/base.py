@@ -70,6 +70,13 @@ class Task(ABC):
         policy's normalization statistics). Default: nothing."""
         return None
 
+    def evaluation_label(self) -> str:
+        """Names an evaluation (model-card entry ``"ddim, 10 steps"``; folder ``ddim_10``)."""
+        from sci_diffusion.train.sampling import sampler_settings
+
+        name, steps, _ = sampler_settings(self.cfg.sampler)
+        return f"{name}, {steps} steps"
+
     def card_sections(self) -> dict[str, dict[str, Any]]:
         """Extra model-card sections this task documents (section name -> fields)."""
         return {}

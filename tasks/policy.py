@@ -84,7 +84,8 @@ class PolicyTask(Task):
         if d.get("demos"):
             return Path(str(d.demos))
         name = self.cfg.task.env + (f"-{self.env_name}" if self.env_name else "")
-        return cache_dir() / "demos" / f"{name}-{int(d.episodes)}ep-seed{int(d.seed)}"
+        version = f"expert{self.env_task.expert_version}"
+        return cache_dir() / "demos" / f"{name}-{version}-{int(d.episodes)}ep-seed{int(d.seed)}"
 
     def demos(self) -> Any:
         """The validated demonstrations (collected with the expert on first use)."""
@@ -202,6 +203,9 @@ class PolicyTask(Task):
         error = (samples["actions"] - samples["demo_actions"]).pow(2).mean()
         return {"n_chunks": int(samples["actions"].shape[0]),
                 "action_mse_vs_demos": float(error), **self._method()}  # fmt: skip
+
+    def evaluation_label(self) -> str:
+        return "mse_bc" if self.kind == "mse_bc" else super().evaluation_label()
 
     def _method(self) -> dict[str, Any]:
         if self.kind == "mse_bc":

@@ -1,10 +1,14 @@
 """Scripted expert for :class:`sci_diffusion.envs.multimodal.MultimodalReachEnv`.
 
 At every reset the expert flips a fair coin: it passes the obstacle on the left (``x < 0``) or
-on the right (``x > 0``). It then tracks waypoints with a proportional-derivative controller
-on the observation: beside the obstacle's lower corner, beside its upper corner, then the goal.
-The two modes are equally likely, so the action distribution at the start is bimodal and its
-mean (push straight up) drives the puck into the obstacle.
+on the right (``x > 0``). It tracks waypoints with a proportional-derivative controller on the
+observation: first a shared approach point centred below the obstacle, then beside the
+obstacle's lower corner, beside its upper corner, then the goal. Every demonstration passes
+through the same decision state below the obstacle and leaves it to the left or to the right
+with equal probability, so the action distribution there is bimodal and its mean (push
+straight up) drives the puck into the obstacle. (Without the shared approach the side can be
+read off the first steps' direction, and a state-feedback regressor recovers it: see
+docs/robotics.md.)
 """
 
 from __future__ import annotations
@@ -12,6 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+APPROACH = (0.0, -0.17)
+"""The decision point every demonstration passes through, metres: centred 0.09 m below the
+obstacle's lower face (0.12 m from it, minus the puck radius)."""
 
 SIDE_X = 0.33
 """|x| of the side waypoints, metres (obstacle half-width 0.2 + puck radius 0.03 + 0.1)."""
@@ -58,6 +66,7 @@ class MultimodalReachExpert:
     def waypoints(self, goal: np.ndarray) -> list[np.ndarray]:
         """The waypoints ``(x, y)`` in metres for the chosen side, ending at ``goal``."""
         return [
+            np.array(APPROACH),
             np.array([self.side * SIDE_X, SIDE_Y[0]]),
             np.array([self.side * SIDE_X, SIDE_Y[1]]),
             np.asarray(goal, dtype=np.float64),

@@ -108,8 +108,8 @@ def evaluate_run(
         loaded = load_run(run_dir, str(cli_cfg.trainer.device), info.local_rank)
         cfg = apply_eval_overrides(loaded.cfg, cli_cfg, overrides)
         loaded.task.cfg = cfg
-        name, steps, _ = sampler_settings(cfg.sampler)
-        out_dir = out_dir or run_dir / "eval" / f"{name}_{steps}"
+        label = loaded.task.evaluation_label()
+        out_dir = out_dir or run_dir / "eval" / label.replace(", ", "_").replace(" steps", "")
         seed = int(cfg.task.eval.get("seed", 0)) + 1_000_003 * info.rank  # disjoint streams
         generator = torch.Generator(device=loaded.device).manual_seed(seed)
         if info.enabled and not loaded.task.sharded_evaluation:
@@ -131,7 +131,7 @@ def evaluate_run(
         metrics = {"checkpoint": loaded.checkpoint.name, "step": loaded.step, **metrics}
         write_json_atomic(out_dir / METRICS_FILE, metrics)
         write_json_atomic(run_dir / METRICS_FILE, metrics)
-        update_model_card(run_dir, "evaluation", metrics, entry=f"{name}, {steps} steps")
+        update_model_card(run_dir, "evaluation", metrics, entry=label)
         return metrics
     finally:
         shutdown_distributed()
