@@ -2,5 +2,14 @@
 
 from .embeddings import SinusoidalTimeEmbedding
 from .mlp import MLPDenoiser
+from .policy_mlp import PolicyMLP
+from .policy_transformer import PolicyTransformer
+from .unet1d import ConditionalUnet1D
 
-__all__ = ["MLPDenoiser", "SinusoidalTimeEmbedding"]
+__all__ = [
+    "ConditionalUnet1D",
+    "MLPDenoiser",
+    "PolicyMLP",
+    "PolicyTransformer",
+    "SinusoidalTimeEmbedding",
+]
