@@ -27,6 +27,7 @@ from torch import Tensor
 from sci_diffusion.core import CosineSchedule, Denoiser, EuclideanSpace, sample
 from sci_diffusion.train.rundir import write_json_atomic
 
+from .policy_nets import policy_table, time_policy_nets
 from .sampler import (
     DEFAULT_THREADS,
     TRAIN_STEPS,
@@ -135,6 +136,9 @@ def run_policy_benchmark(
         records = latency_records(
             model, steps, repeats=5 if quick else 15, min_time=0.01 if quick else 0.05
         )
+        networks = time_policy_nets(
+            repeats=5 if quick else 50, threads=torch.get_num_threads(), reference=not quick
+        )
         machine = machine_info()
     finally:
         torch.set_num_threads(previous)
@@ -150,6 +154,7 @@ def run_policy_benchmark(
             "parameters": sum(p.numel() for p in net.parameters()),
         },
         "latency": records,
+        "networks": networks,
         "reference": "Diffusion Policy U-Net (65.8M parameters), 2 CPU threads: 31 ms per "
         "forward, 3.2 s per chunk with DDPM-100, 0.31 s with DDIM-10 (ANCHORS.md)",
         "wall_s": time.perf_counter() - start,
@@ -173,4 +178,4 @@ def latency_table(result: dict[str, Any]) -> str:
         lines.append(f"{r['sampler']:<18}{r['steps']:>6}{r['ours_ms']:>10.2f}"
                      f"{r['diffusers_ms']:>11.2f}{r['network_ms']:>10.2f}"
                      f"{r['sampler_overhead_ms']:>10.2f}{r['ratio']:>11.2f}")  # fmt: skip
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n\n" + policy_table(result["networks"])
