@@ -25,6 +25,9 @@ COMMANDS = {
     "bench": "benchmarks: sci-diffusion bench <sampler|policy> out=<file.json> [quick=true]",
     "quickstart": "the end-to-end demo on embedded defaults; writes a report "
     "(sci-diffusion quickstart [out=<dir>])",
+    "screen": "run the RDKit screening gate on a SMILES or SDF file: sci-diffusion screen "
+    "in=<file> out=<dir> [training=<smiles file>] [processes=N] [config=<gate settings yaml>] "
+    "[gate.<setting>=<value> ...]",
     "demos": "collect scripted-expert demonstrations: sci-diffusion demos "
     "task=<multimodal|reacher|pusher|metaworld> episodes=<N> out=<dir> [seed=0] "
     "[env_name=push-v3] [render=0] [progress=true]",
@@ -256,6 +259,8 @@ def cmd_sample(args: list[str]) -> int:
 BENCHMARKS = {
     "sampler": "sample quality vs NFE and speed vs diffusers (2D mixture)",
     "policy": "policy chunk latency at batch 1 vs steps; network vs sampler time; vs diffusers",
+    "screen": "screening-gate throughput with all cores vs cores x the single-core rate",
+    "egnn": "EGNN training and sampling throughput, dense vs sparse edges",
 }
 
 
@@ -283,6 +288,16 @@ def cmd_bench(args: list[str]) -> int:
         if model not in BACKBONES:
             raise UsageError(f"model must be one of {', '.join(BACKBONES)}, got {model!r}")
         print(latency_table(run_policy_benchmark(opts.get("out"), quick=quick, model=model)))
+    elif name == "screen":
+        from sci_diffusion.bench.screen import main_table as screen_table
+        from sci_diffusion.bench.screen import run_screen_bench
+
+        sizes = {"n_qm9": 1000, "n_moses": 250} if quick else {}
+        print(screen_table(run_screen_bench(opts.get("out"), **sizes)))
+    elif name == "egnn":
+        from sci_diffusion.bench.egnn import run_egnn_bench, table
+
+        print(table(run_egnn_bench(opts.get("out"), repeats=2 if quick else 7)))
     return 0
 
 
@@ -328,6 +343,50 @@ def cmd_demos(args: list[str]) -> int:
     return 0
 
 
+def cmd_screen(args: list[str]) -> int:
+    from sci_diffusion.chem.screen import screen_file
+
+    keys = {"in": "SMILES or SDF file", "out": "output directory",
+            "training": "training SMILES file (novelty)", "processes": "worker processes",
+            "config": "YAML/JSON file of gate settings (thresholds, deny-list)"}  # fmt: skip
+    gate = {a.split("=", 1)[0][5:]: a.split("=", 1)[1] for a in args if a.startswith("gate.")}
+    opts = _kv([a for a in args if not a.startswith("gate.")], keys)
+    missing = [k for k in ("in", "out") if k not in opts]
+    if missing:
+        raise UsageError(f"screen needs {', '.join(f'{k}=...' for k in missing)}")
+    config: Any = None
+    if "config" in opts:
+        from omegaconf import OmegaConf
+
+        path = Path(opts["config"])
+        if not path.is_file():
+            raise UsageError(f"config={path}: no such file")
+        try:
+            config = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+        except Exception as err:  # YAML syntax errors come in several types
+            raise UsageError(f"config={path} is not valid YAML/JSON: {err}") from None
+        if not isinstance(config, dict):
+            raise UsageError(f"config={path} must hold a mapping of gate settings")
+    processes = None
+    if "processes" in opts:
+        try:
+            processes = int(opts["processes"])
+        except ValueError:
+            raise UsageError(f"processes must be an integer, got {opts['processes']!r}") from None
+        if processes < 1:
+            raise UsageError(f"processes must be >= 1, got {processes}")
+    if gate:  # gate.<field>=<value> overrides on top of the config file
+        from sci_diffusion.chem.gate import GateConfig
+
+        base = GateConfig.from_dict(config or {}).to_dict()
+        config = GateConfig.from_dict({**base, **gate}, coerce_strings=True)
+    metrics = screen_file(opts["in"], opts["out"], config, training=opts.get("training"),
+                          processes=processes)  # fmt: skip
+    print(f"screened {metrics.get('n_input')} molecules: {metrics.get('n_candidates')} candidates"
+          f" -> {Path(opts['out']) / 'candidates.csv'}")  # fmt: skip
+    return 0
+
+
 HANDLERS = {
     "train": cmd_train,
     "eval": cmd_eval,
@@ -335,6 +394,7 @@ HANDLERS = {
     "bench": cmd_bench,
     "quickstart": cmd_quickstart,
     "demos": cmd_demos,
+    "screen": cmd_screen,
 }
 
 
@@ -359,7 +419,7 @@ def _command_help(command: str) -> str:
     )
     trainer_keys = ", ".join(TRAINER_TYPES)
     body = textwrap.fill(COMMANDS[command], 88, subsequent_indent="  ")
-    if command in ("bench", "quickstart", "demos"):
+    if command in ("bench", "quickstart", "demos", "screen"):
         return f"sci-diffusion {command}: {body}"
     return (
         f"sci-diffusion {command}: {body}\n\n"

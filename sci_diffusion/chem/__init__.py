@@ -1,5 +1,14 @@
 """Molecules: data, graph featurization, the RDKit screening gate and chemistry metrics.
 
 Needs the ``chem`` extra (RDKit, torch-geometric, pandas, qm9pack; molsets without deps).
-Nothing here is imported by :mod:`sci_diffusion.core`.
+Nothing here is imported by :mod:`sci_diffusion.core`. Submodules:
+
+* :mod:`.data` — QM9 (fixed hash-ordered split) and MOSES loaders; SMILES/SDF readers that
+  report bad records instead of crashing.
+* :mod:`.featurize` — kekulized molecular graphs (atom types, charges, bond types) with a
+  checksummed on-disk cache.
+* :mod:`.gate` — the screening gate (:func:`~.gate.run_gate`, :class:`~.gate.GateConfig`).
+* :mod:`.outputs`, :mod:`.screen` — candidates/rejected/metrics files; ``sci-diffusion screen``.
+* :mod:`.metrics`, :mod:`.moses_metrics` — validity (literature and strict), uniqueness,
+  novelty, EDM stability, MOSES metrics.
 """

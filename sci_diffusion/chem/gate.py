@@ -1,0 +1,982 @@
+"""The RDKit screening gate: every molecule runs the same ordered checks, and every outcome is kept.
+
+Checks, in order (:data:`GATES`):
+
+1. ``construction`` — input to an RDKit molecule without sanitization (SMILES parsed with
+   ``sanitize=False``; an RDKit ``Mol`` is copied; ``None`` or :class:`NotConstructed` marks a
+   generated graph whose construction already failed, with the caller's reason). An unexpected
+   RDKit error later in the checks of one molecule is also recorded here, with its text, so
+   that one odd molecule cannot end a batch.
+2. ``sanitization`` — ``Chem.SanitizeMol(catchErrors=True)``; a failure records the failing step
+   (``SANITIZE_PROPERTIES``, ``SANITIZE_KEKULIZE``, ...) and RDKit's message.
+3. ``connectedness`` — exactly one fragment (stray atoms and salts fail).
+4. ``elements`` — every atom in :attr:`GateConfig.allowed_elements`.
+5. ``charges`` — net charge within limits, ``|formal charge|`` per atom, radical electrons.
+6. ``alerts`` — RDKit ``FilterCatalog`` PAINS (A, B and C) and Brenk; each catalog rejects,
+   only records, or is off (:attr:`GateConfig.pains`, :attr:`GateConfig.brenk`).
+7. ``properties`` — :mod:`sci_diffusion.chem.properties` with the configured thresholds.
+8. ``duplicates`` — within the batch, by canonical SMILES or InChIKey; the first occurrence
+   among the molecules reaching this check passes.
+9. ``novelty`` — canonical SMILES against an optional training set; records ``novel``; rejects
+   non-novel molecules only if :attr:`GateConfig.reject_non_novel`.
+10. ``deny_list`` — user SMARTS substructures and exact compounds (InChIKey or SMILES).
+
+After the first failing check the later ones are ``skipped``. Two kinds of values are computed
+beyond that point on purpose, for the analysis of rejects: canonical SMILES / InChIKey for every
+molecule that sanitized, and the properties when :attr:`GateConfig.properties_for_rejected` is
+true (their *gate* still reads ``skipped``). A molecule whose checks all pass is
+``in_silico_screened``; one that passed checks 1-5 is a ``valid_structure``; any other is
+``generated``. That vocabulary never claims a molecule was synthesized or assayed.
+
+Checks 1-7 and the deny-list match are per molecule and run in worker processes; duplicates and
+novelty are batch-level and run afterwards in the calling process. Records keep input order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import multiprocessing
+import os
+import re
+import sys
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from rdkit import Chem, rdBase
+from rdkit.Chem import FilterCatalog
+
+from .properties import PROPERTY_NAMES, compute_properties, sascorer, without_hydrogens
+
+GATES: tuple[str, ...] = (
+    "construction",
+    "sanitization",
+    "connectedness",
+    "elements",
+    "charges",
+    "alerts",
+    "properties",
+    "duplicates",
+    "novelty",
+    "deny_list",
+)
+"""Check names, in the order they run."""
+
+STRUCTURE_GATES: tuple[str, ...] = GATES[:5]
+"""Checks whose passing makes a ``valid_structure``."""
+
+PASS, FAIL, SKIPPED = "pass", "fail", "skipped"
+OUTCOMES: tuple[str, ...] = (PASS, FAIL, SKIPPED)
+
+GENERATED = "generated"
+VALID_STRUCTURE = "valid_structure"
+IN_SILICO_SCREENED = "in_silico_screened"
+VALIDATION_STATUSES: tuple[str, ...] = (GENERATED, VALID_STRUCTURE, IN_SILICO_SCREENED)
+"""Validation vocabulary, weakest first. Nothing here is synthesized or assayed."""
+
+DRUG_LIKE_ELEMENTS: frozenset[str] = frozenset({"H", "C", "N", "O", "F", "P", "S", "Cl", "Br", "I"})
+ALERT_MODES: tuple[str, ...] = ("reject", "record", "off")
+DUPLICATE_KEYS: tuple[str, ...] = ("canonical_smiles", "inchikey")
+
+_INCHIKEY = re.compile(r"^[A-Z]{14}-[A-Z]{10}-[A-Z]$")
+_LOG_STAMP = re.compile(r"^\[\d\d:\d\d:\d\d\]\s*")
+_SYMBOLS = frozenset(Chem.GetPeriodicTable().GetElementSymbol(z) for z in range(1, 119))
+
+
+class GateConfigError(ValueError):
+    """A gate configuration with an unknown key, a value of the wrong type or an invalid value."""
+
+
+# (config field, property, "min" or "max") — the property thresholds of check 7.
+PROPERTY_LIMITS: tuple[tuple[str, str, str], ...] = (
+    ("min_qed", "qed", "min"),
+    ("max_sa_score", "sa_score", "max"),
+    ("max_mw", "mw", "max"),
+    ("max_logp", "logp", "max"),
+    ("max_hbd", "hbd", "max"),
+    ("max_hba", "hba", "max"),
+    ("max_rotatable_bonds", "rotatable_bonds", "max"),
+    ("max_lipinski_violations", "lipinski_violations", "max"),
+)
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """Settings of the screening gate; every default is listed here and in docs/molecules.md.
+
+    Attributes
+    ----------
+    allowed_elements
+        Element symbols allowed in a molecule (default the drug-like set H C N O F P S Cl Br I;
+        QM9's H C N O F and MOSES' H C N O F S Cl Br all pass).
+    require_connected
+        Reject molecules of more than one fragment (default true).
+    min_net_charge, max_net_charge
+        Allowed range of the sum of formal charges (default 0 to 0: neutral molecules, which
+        is what generators are trained on; zwitterions such as nitro groups stay allowed).
+    max_abs_formal_charge
+        Largest ``|formal charge|`` on any atom (default 1).
+    allow_radicals
+        Accept atoms with radical electrons (default false).
+    pains, brenk
+        ``"reject"``, ``"record"`` or ``"off"`` for the PAINS (A+B+C) and Brenk catalogs.
+        Defaults: PAINS rejects (assay-interference motifs are a screening-library standard);
+        Brenk only records, because its "unwanted functionality" list flags a large share of
+        small, valid molecules (about half of the first 2,000 QM9 molecules: aldehydes, triple
+        bonds, three-membered heterocycles, imines).
+    min_qed, max_sa_score, max_mw, max_logp, max_hbd, max_hba, max_rotatable_bonds
+        Property thresholds; ``None`` (default) records the property without a limit.
+    max_lipinski_violations
+        Rule-of-five violations allowed (default 1, Lipinski's own "more than one" cut-off).
+    duplicate_key
+        ``"canonical_smiles"`` (default; isomeric) or ``"inchikey"`` (also merges tautomers
+        that standard InChI treats as one).
+    reject_duplicates
+        Reject later occurrences of a molecule in the batch (default true); false records them.
+    reject_non_novel
+        Reject molecules found in the training set (default false: record ``novel`` only).
+    deny_smarts
+        SMARTS substructures that always reject (matched without explicit hydrogens).
+    deny_compounds
+        Exact compounds that always reject, each an InChIKey or a SMILES (stored canonical).
+    properties_for_rejected
+        Compute properties also for sanitized molecules rejected earlier, for analysis
+        (default true; the ``properties`` gate still reads ``skipped`` for them).
+    """
+
+    allowed_elements: frozenset[str] = DRUG_LIKE_ELEMENTS
+    require_connected: bool = True
+    min_net_charge: int = 0
+    max_net_charge: int = 0
+    max_abs_formal_charge: int = 1
+    allow_radicals: bool = False
+    pains: str = "reject"
+    brenk: str = "record"
+    min_qed: float | None = None
+    max_sa_score: float | None = None
+    max_mw: float | None = None
+    max_logp: float | None = None
+    max_hbd: int | None = None
+    max_hba: int | None = None
+    max_rotatable_bonds: int | None = None
+    max_lipinski_violations: int | None = 1
+    duplicate_key: str = "canonical_smiles"
+    reject_duplicates: bool = True
+    reject_non_novel: bool = False
+    deny_smarts: tuple[str, ...] = ()
+    deny_compounds: tuple[str, ...] = ()
+    properties_for_rejected: bool = True
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = _validated(f.name, _FIELD_KINDS[f.name], getattr(self, f.name))
+            object.__setattr__(self, f.name, value)  # frozen: normalise once, here
+        if self.min_net_charge > self.max_net_charge:
+            raise GateConfigError(
+                f"gate config: min_net_charge {self.min_net_charge} > "
+                f"max_net_charge {self.max_net_charge}"
+            )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, coerce_strings: bool = False) -> GateConfig:
+        """Build a config from a plain mapping (JSON/YAML/CLI), validating every entry.
+
+        Parameters
+        ----------
+        data
+            ``{field: value}``; missing fields keep their defaults.
+        coerce_strings
+            Convert string values to the field's type first (``"true"``, ``"6.5"``, ``"none"``,
+            comma-separated lists), for ``key=value`` command lines.
+
+        Raises
+        ------
+        GateConfigError
+            For an unknown key (the message lists the known ones) or a bad value.
+        """
+        if not isinstance(data, Mapping):
+            raise GateConfigError(f"gate config must be a mapping, got {type(data).__name__}")
+        unknown = sorted(set(data) - set(_FIELD_KINDS))
+        if unknown:
+            raise GateConfigError(
+                f"unknown gate config key(s) {', '.join(map(repr, unknown))}; "
+                f"known keys: {', '.join(_FIELD_KINDS)}"
+            )
+        values = dict(data)
+        if coerce_strings:
+            values = {k: _coerce(k, _FIELD_KINDS[k], v) for k, v in values.items()}
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready ``{field: value}`` (sets become sorted lists, tuples lists)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, frozenset):
+                value = sorted(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+
+_FIELD_KINDS: dict[str, str] = {
+    "allowed_elements": "elements",
+    "require_connected": "bool",
+    "min_net_charge": "int",
+    "max_net_charge": "int",
+    "max_abs_formal_charge": "count",
+    "allow_radicals": "bool",
+    "pains": "mode",
+    "brenk": "mode",
+    "min_qed": "float?",
+    "max_sa_score": "float?",
+    "max_mw": "float?",
+    "max_logp": "float?",
+    "max_hbd": "count?",
+    "max_hba": "count?",
+    "max_rotatable_bonds": "count?",
+    "max_lipinski_violations": "count?",
+    "duplicate_key": "key",
+    "reject_duplicates": "bool",
+    "reject_non_novel": "bool",
+    "deny_smarts": "smarts",
+    "deny_compounds": "compounds",
+    "properties_for_rejected": "bool",
+}
+
+
+def _bad(name: str, expected: str, value: Any) -> GateConfigError:
+    return GateConfigError(
+        f"gate config: {name} must be {expected}, got {value!r} ({type(value).__name__})"
+    )
+
+
+def _string_list(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [v for v in re.split(r"[,\s]+", value) if v]
+    if not isinstance(value, Iterable) or not all(isinstance(v, str) for v in value):
+        raise _bad(name, "a list of strings", value)
+    return tuple(value)
+
+
+def _validated(name: str, kind: str, value: Any) -> Any:
+    """``value`` checked against ``kind`` and normalised (lists to tuples, SMILES canonical)."""
+    optional = " or None" if kind.endswith("?") else ""
+    if optional and value is None:
+        return None
+    kind = kind.rstrip("?")
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise _bad(name, "true or false", value)
+        return value
+    if kind in ("int", "count"):
+        lowest = " >= 0" if kind == "count" else ""
+        if isinstance(value, bool) or not isinstance(value, int) or (lowest and value < 0):
+            raise _bad(name, f"an integer{lowest}{optional}", value)
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            raise _bad(name, f"a number{optional}", value)
+        return float(value)
+    if kind == "mode":
+        if value not in ALERT_MODES:
+            raise _bad(name, " or ".join(map(repr, ALERT_MODES)), value)
+        return value
+    if kind == "key":
+        if value not in DUPLICATE_KEYS:
+            raise _bad(name, " or ".join(map(repr, DUPLICATE_KEYS)), value)
+        return value
+    if kind == "elements":
+        symbols = frozenset(_string_list(name, value))
+        unknown = sorted(symbols - _SYMBOLS)
+        if unknown:
+            raise GateConfigError(f"gate config: {name} has unknown element symbol(s) {unknown}")
+        return symbols
+    if kind == "smarts":
+        patterns = _string_list(name, value)
+        for pattern in patterns:
+            with rdBase.BlockLogs():
+                if Chem.MolFromSmarts(pattern) is None:
+                    raise GateConfigError(f"gate config: {name} entry {pattern!r} is not SMARTS")
+        return patterns
+    if kind == "compounds":
+        return tuple(_deny_key(name, entry) for entry in _string_list(name, value))
+    raise AssertionError(kind)
+
+
+def _deny_key(name: str, entry: str) -> str:
+    """An InChIKey as given, or a SMILES made canonical (so it compares with records)."""
+    if _INCHIKEY.match(entry):
+        return entry
+    with rdBase.BlockLogs():
+        mol = Chem.MolFromSmiles(entry)
+    if mol is None or mol.GetNumAtoms() == 0:
+        raise GateConfigError(f"gate config: {name} entry {entry!r} is neither InChIKey nor SMILES")
+    return Chem.MolToSmiles(mol)
+
+
+def _coerce(name: str, kind: str, value: Any) -> Any:
+    """A ``key=value`` string converted to the field's type (other values pass unchanged)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if kind.endswith("?") and text.lower() in ("none", "null", ""):
+        return None
+    base = kind.rstrip("?")
+    if base == "bool":
+        lowered = text.lower()
+        return {"true": True, "false": False}.get(lowered, value)
+    try:
+        if base in ("int", "count"):
+            return int(text)
+        if base == "float":
+            return float(text)
+    except ValueError:
+        raise _bad(name, "a number", value) from None
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs and records
+
+
+@dataclass(frozen=True)
+class NotConstructed:
+    """Stands for a generated molecule whose construction failed before the gate.
+
+    Attributes
+    ----------
+    reason
+        Why (for example "bond between atoms 3 and 7 has no type"); recorded verbatim.
+    """
+
+    reason: str = "construction failed (no reason given)"
+
+
+MoleculeInput = Chem.Mol | str | None | NotConstructed
+"""One gate input: an RDKit molecule (sanitized or not), a SMILES string, or ``None`` /
+:class:`NotConstructed` for a failed construction."""
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    """The result of one check on one molecule.
+
+    Attributes
+    ----------
+    status
+        ``"pass"``, ``"fail"`` or ``"skipped"``.
+    reason
+        Why it failed or was skipped; for a pass, what was recorded without rejecting (empty
+        when nothing).
+    values
+        What the check measured (JSON-ready), e.g. ``{"fragments": 2}``.
+    """
+
+    status: str
+    reason: str = ""
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MoleculeRecord:
+    """Everything the gate knows about one input molecule.
+
+    Attributes
+    ----------
+    index
+        Position in the input (0-based).
+    name, source
+        The caller's name for it and where it came from (e.g. ``"line 12"``), if given.
+    input_smiles
+        The SMILES given, or for an RDKit input that failed sanitization a best-effort
+        SMILES of the raw graph; else ``None``.
+    canonical_smiles, inchikey
+        Of the sanitized molecule without explicit hydrogens; ``None`` if it did not sanitize.
+    gates
+        ``{check: GateOutcome}`` for every name in :data:`GATES`, in order.
+    properties
+        ``{name: value}`` for :data:`~sci_diffusion.chem.properties.PROPERTY_NAMES`, or empty.
+    passed
+        Whether every check passed.
+    failed_gate, failure_reason
+        The first failing check and its reason (``None`` when passed).
+    validation_status
+        One of :data:`VALIDATION_STATUSES`.
+    novel
+        Not in the training set (``None`` without a training set or a canonical SMILES).
+    mol_binary
+        ``Chem.Mol.ToBinary()`` of the sanitized molecule as given (hydrogens and conformers
+        kept) for molecules that passed checks 1-7; ``None`` otherwise.
+    """
+
+    index: int
+    name: str | None
+    source: str | None
+    input_smiles: str | None
+    canonical_smiles: str | None
+    inchikey: str | None
+    gates: dict[str, GateOutcome]
+    properties: dict[str, float | int]
+    passed: bool = False
+    failed_gate: str | None = None
+    failure_reason: str | None = None
+    validation_status: str = GENERATED
+    novel: bool | None = None
+    mol_binary: bytes | None = field(default=None, repr=False)
+
+    def mol(self) -> Chem.Mol | None:
+        """The sanitized molecule (see :attr:`mol_binary`), or ``None``."""
+        return None if self.mol_binary is None else Chem.Mol(self.mol_binary)
+
+
+# --------------------------------------------------------------------------------------------
+# Per-molecule checks 1-7 and the deny-list match (run in worker processes)
+
+
+def alert_catalog(name: str) -> FilterCatalog.FilterCatalog:
+    """An RDKit ``FilterCatalog`` of one built-in set, e.g. ``"PAINS"`` (A+B+C) or ``"BRENK"``."""
+    params = FilterCatalog.FilterCatalogParams()
+    params.AddCatalog(getattr(FilterCatalog.FilterCatalogParams.FilterCatalogs, name))
+    return FilterCatalog.FilterCatalog(params)
+
+
+def _clean_log(messages: str) -> list[str]:
+    """RDKit log text as lines without timestamps."""
+    lines = (_LOG_STAMP.sub("", line).strip() for line in messages.splitlines())
+    return [line for line in lines if line]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+Atom = tuple[str, int, int]
+"""(symbol, formal charge, radical electrons) of one atom."""
+
+
+@dataclass
+class _Pending:
+    """A molecule between :meth:`_Checker.check` and :meth:`_Checker.identify`."""
+
+    fields: list[Any]
+    heavy: Chem.Mol | None
+
+
+class _Checker:
+    """Checks 1-7 plus the deny-list match for one config; one instance per process."""
+
+    def __init__(self, config: GateConfig) -> None:
+        self.config = config
+        self.pains = alert_catalog("PAINS") if config.pains != "off" else None
+        self.brenk = alert_catalog("BRENK") if config.brenk != "off" else None
+        self.deny_patterns = [(s, Chem.MolFromSmarts(s)) for s in config.deny_smarts]
+        self.deny_compounds = frozenset(config.deny_compounds)
+        sascorer()  # load the SA fragment table now (shared by forked workers)
+
+    def check(self, kind: str, payload: Any) -> _Pending:
+        """Checks 1-7 on one encoded input (see :func:`_encode`); :meth:`identify` completes it.
+
+        The fields are ``[input_smiles, canonical_smiles, inchikey, outcomes, properties,
+        mol_binary, deny_outcome]``, outcomes as ``(status, reason, values)`` for checks 1-7.
+        """
+        outcomes: list[tuple[str, str, dict[str, Any]]] = []
+        fields: list[Any] = [payload if kind == "smiles" else None, None, None, outcomes, {}]
+        fields += [None, None]
+        mol, reason = _construct(kind, payload)
+        if mol is None:
+            outcomes.append((FAIL, reason, {}))
+            return _Pending(fields, None)
+        outcomes.append((PASS, "", {"atoms": mol.GetNumAtoms()}))
+        step, reason, messages = _sanitize(mol)
+        if step is not None:
+            outcomes.append((FAIL, reason, {"step": step, "messages": messages}))
+            fields[0] = fields[0] if kind != "mol" else _raw_smiles(payload)
+            return _Pending(fields, None)
+        outcomes.append((PASS, "", {}))
+        heavy = _heavy(mol)
+        fields[1] = Chem.MolToSmiles(heavy)
+        # One pass over the atoms (RDKit's Python atom iterator is slow) for checks 4 and 5.
+        atoms = [
+            (a.GetSymbol(), a.GetFormalCharge(), a.GetNumRadicalElectrons()) for a in mol.GetAtoms()
+        ]
+        for gate in (self._connectedness, self._elements, self._charges):
+            if outcomes[-1][0] != PASS:
+                break
+            outcomes.append(gate(mol, atoms))
+        if all(o[0] == PASS for o in outcomes):
+            outcomes.append(self._alerts(heavy))
+        error = ""
+        reached = all(o[0] == PASS for o in outcomes)
+        if reached or self.config.properties_for_rejected:
+            fields[4], error = _safe_properties(mol)
+        if reached:
+            outcomes.append(self._properties(fields[4], error))
+        if all(o[0] == PASS for o in outcomes):
+            fields[5] = mol.ToBinary()
+        return _Pending(fields, heavy)
+
+    def identify(self, pending: _Pending) -> tuple[Any, ...]:
+        """Add the InChIKey and the deny-list match to a sanitized molecule's fields."""
+        fields, heavy = pending.fields, pending.heavy
+        if heavy is not None:
+            fields[2] = Chem.MolToInchiKey(heavy) or None
+            fields[6] = self._deny(heavy, fields[1], fields[2])
+        return tuple(fields)
+
+    def _connectedness(self, mol: Chem.Mol, _: list[Atom]) -> tuple[str, str, dict[str, Any]]:
+        fragments = len(Chem.GetMolFrags(mol))
+        values = {"fragments": fragments}
+        if fragments != 1 and self.config.require_connected:
+            return FAIL, f"{fragments} fragments (one required)", values
+        return PASS, "", values
+
+    def _elements(self, _: Chem.Mol, atoms: list[Atom]) -> tuple[str, str, dict[str, Any]]:
+        symbols = sorted({symbol for symbol, _, _ in atoms})
+        bad = [s for s in symbols if s not in self.config.allowed_elements]
+        values = {"elements": symbols}
+        if bad:
+            return FAIL, f"element(s) not allowed: {', '.join(bad)}", values
+        return PASS, "", values
+
+    def _charges(self, _: Chem.Mol, atoms: list[Atom]) -> tuple[str, str, dict[str, Any]]:
+        cfg = self.config
+        charges = [charge for _, charge, _ in atoms]
+        net, largest = sum(charges), max((abs(c) for c in charges), default=0)
+        radicals = sum(radical for _, _, radical in atoms)
+        values = {
+            "net_charge": net,
+            "max_abs_formal_charge": largest,
+            "radical_electrons": radicals,
+        }
+        problems = []
+        if not cfg.min_net_charge <= net <= cfg.max_net_charge:
+            problems.append(
+                f"net charge {net:+d} outside [{cfg.min_net_charge}, {cfg.max_net_charge}]"
+            )
+        if largest > cfg.max_abs_formal_charge:
+            problems.append(f"|formal charge| {largest} > {cfg.max_abs_formal_charge}")
+        if radicals and not cfg.allow_radicals:
+            problems.append(f"{radicals} radical electron(s)")
+        return (FAIL if problems else PASS), "; ".join(problems), values
+
+    def _alerts(self, heavy: Chem.Mol) -> tuple[str, str, dict[str, Any]]:
+        values: dict[str, Any] = {}
+        rejecting, recorded = [], []
+        for label, catalog, mode in (
+            ("PAINS", self.pains, self.config.pains),
+            ("Brenk", self.brenk, self.config.brenk),
+        ):
+            if catalog is None:
+                values[label.lower()] = None
+                continue
+            names = sorted({entry.GetDescription() for entry in catalog.GetMatches(heavy)})
+            values[label.lower()] = names
+            if names:
+                (rejecting if mode == "reject" else recorded).append(f"{label}: {', '.join(names)}")
+        if rejecting:
+            return FAIL, "; ".join(rejecting + recorded), values
+        return PASS, ("recorded only: " + "; ".join(recorded)) if recorded else "", values
+
+    def _properties(
+        self, properties: dict[str, float | int], error: str
+    ) -> tuple[str, str, dict[str, Any]]:
+        if error:
+            return FAIL, f"could not compute properties: {error}", {}
+        problems = []
+        for option, name, side in PROPERTY_LIMITS:
+            limit = getattr(self.config, option)
+            if limit is None:
+                continue
+            value = properties[name]
+            if (side == "min" and value < limit) or (side == "max" and value > limit):
+                relation = "<" if side == "min" else ">"
+                problems.append(f"{name} {_fmt(value)} {relation} {_fmt(limit)}")
+        return (FAIL if problems else PASS), "; ".join(problems), dict(properties)
+
+    def _deny(
+        self, heavy: Chem.Mol, canonical: str, inchikey: str | None
+    ) -> tuple[str, str, dict[str, Any]]:
+        matched = [s for s, pattern in self.deny_patterns if heavy.HasSubstructMatch(pattern)]
+        exact = [k for k in (inchikey, canonical) if k is not None and k in self.deny_compounds]
+        values = {"smarts": matched, "compounds": exact}
+        if matched or exact:
+            return FAIL, "deny-listed: " + ", ".join(matched + exact), values
+        return PASS, "", values
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _construct(kind: str, payload: Any) -> tuple[Chem.Mol | None, str]:
+    """An unsanitized molecule, or ``(None, reason)``."""
+    if kind == "none":
+        return None, _one_line(payload)
+    if kind == "smiles":
+        with rdBase.CaptureErrorLog() as capture:
+            mol = Chem.MolFromSmiles(payload, sanitize=False)
+        if mol is None:
+            lines = [line for line in _clean_log(capture.messages) if ":" in line]
+            detail = lines[0].replace("SMILES Parse Error: ", "") if lines else "unparsable"
+            return None, f"SMILES parse error: {detail}"
+    else:
+        mol = Chem.Mol(payload)
+    if mol.GetNumAtoms() == 0:
+        return None, "empty molecule (no atoms)"
+    return mol, ""
+
+
+def _sanitize(mol: Chem.Mol) -> tuple[str | None, str, list[str]]:
+    """Sanitize ``mol`` in place; ``(None, "", [])`` on success, else the failing step
+    (``SANITIZE_PROPERTIES``, ...), a one-line reason and RDKit's messages."""
+    with rdBase.CaptureErrorLog() as capture:
+        flag = Chem.SanitizeMol(mol, catchErrors=True)
+    if flag == Chem.SanitizeFlags.SANITIZE_NONE:
+        # What Chem.MolFromSmiles does after sanitizing; without it canonical SMILES of
+        # unsanitized parses can differ from everyone else's.
+        Chem.AssignStereochemistry(mol, cleanIt=True, force=True)
+        return None, "", []
+    step = str(flag).rsplit(".", 1)[-1]
+    messages = _clean_log(capture.messages)
+    message = messages[0] if messages else "sanitization failed"
+    return step, f"{_one_line(message)} ({step})", messages
+
+
+def _raw_smiles(payload: bytes) -> str | None:
+    """A SMILES of an unsanitized RDKit input, for the record of a failed molecule."""
+    try:
+        return Chem.MolToSmiles(Chem.Mol(payload), canonical=False) or None
+    except Exception:  # any RDKit error: this SMILES is only informative
+        return None
+
+
+def _heavy(mol: Chem.Mol) -> Chem.Mol:
+    try:
+        return without_hydrogens(mol)
+    except Exception:  # keep the hydrogens if RDKit cannot remove them
+        return mol
+
+
+def _safe_properties(mol: Chem.Mol) -> tuple[dict[str, float | int], str]:
+    try:
+        return compute_properties(mol), ""
+    except Exception as error:  # recorded as a failed check, never raised
+        return {}, _one_line(f"{type(error).__name__}: {error}")
+
+
+@functools.lru_cache(maxsize=4)
+def _checker_for(config: GateConfig) -> _Checker:
+    return _Checker(config)
+
+
+def _check_chunk(config: GateConfig, chunk: Sequence[tuple[str, Any]]) -> list[tuple[Any, ...]]:
+    """Worker entry point: per-molecule checks for a chunk of encoded inputs, in order."""
+    checker = _checker_for(config)
+    with rdBase.BlockLogs():  # reasons are captured per molecule; keep stderr quiet
+        pending = [_guarded(checker.check, kind, payload) for kind, payload in chunk]
+        # InChIKeys in a second, tight loop: interleaved with the other checks InChI ran about
+        # 3x slower (its code and tables fall out of the CPU caches), ~15% of the QM9 gate time.
+        return [p if isinstance(p, tuple) else _guarded(checker.identify, p) for p in pending]
+
+
+def _guarded(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``, with an unexpected RDKit error recorded for that molecule as a final result
+    instead of ending the whole batch (one odd generated graph must not lose thousands)."""
+    try:
+        return fn(*args)
+    except Exception as error:  # RDKit raises many types; all are recorded, none hidden
+        reason = _one_line(
+            f"unexpected RDKit error while checking: {type(error).__name__}: {error}"
+        )
+        return None, None, None, [(FAIL, reason, {})], {}, None, None
+
+
+def _encode(item: MoleculeInput) -> tuple[str, Any]:
+    """A picklable, internal form of one input: SMILES text or RDKit's own binary."""
+    if item is None:
+        return "none", NotConstructed().reason
+    if isinstance(item, NotConstructed):
+        return "none", item.reason
+    if isinstance(item, str):
+        return "smiles", item
+    if isinstance(item, Chem.Mol):
+        return "mol", item.ToBinary()
+    raise TypeError(
+        f"gate inputs must be rdkit Mol, SMILES str, None or NotConstructed, got "
+        f"{type(item).__name__}"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Parallel map, batch-level checks, records
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _resolve_processes(processes: int | None) -> int:
+    if processes is None:
+        return available_cores()
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+        raise ValueError(f"processes must be a positive integer or None, got {processes!r}")
+    return processes
+
+
+def _chunks(items: Sequence[Any], processes: int, chunk_size: int | None) -> Iterator[Any]:
+    # ~16 chunks per worker balance the load; the floor keeps per-chunk IPC negligible.
+    size = chunk_size or max(8, min(500, math.ceil(len(items) / (16 * processes))))
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _pool(processes: int) -> ProcessPoolExecutor:
+    # fork shares the warmed-up catalogs and SA table with the workers (no per-worker start-up);
+    # workers only run RDKit, never anything of the caller's threads.
+    context = multiprocessing.get_context("fork") if sys.platform.startswith("linux") else None
+    return ProcessPoolExecutor(max_workers=processes, mp_context=context)
+
+
+def _map_chunks(
+    fn: Any, config: Any, items: Sequence[Any], processes: int, chunk_size: int | None
+) -> list[Any]:
+    """``fn(config, chunk)`` over chunks of ``items``, inline or in a pool; flattened, in order."""
+    chunks = list(_chunks(items, processes, chunk_size))
+    if processes == 1 or len(chunks) <= 1:
+        return [out for chunk in chunks for out in fn(config, chunk)]
+    with _pool(min(processes, len(chunks))) as pool:
+        return [out for result in pool.map(fn, [config] * len(chunks), chunks) for out in result]
+
+
+def run_gate(
+    inputs: Sequence[MoleculeInput],
+    config: GateConfig | None = None,
+    *,
+    names: Sequence[str | None] | None = None,
+    sources: Sequence[str | None] | None = None,
+    training_smiles: Collection[str] | None = None,
+    processes: int | None = 1,
+    chunk_size: int | None = None,
+) -> list[MoleculeRecord]:
+    """Screen molecules through every check of the gate (module docstring) and keep all results.
+
+    Parameters
+    ----------
+    inputs
+        RDKit molecules (sanitized or not; not modified), SMILES strings, or ``None`` /
+        :class:`NotConstructed` for generated graphs that could not be built.
+    config
+        Gate settings (default :class:`GateConfig()`).
+    names, sources
+        Optional per-input labels (e.g. ``"line 12"``), same length as ``inputs``.
+    training_smiles
+        Canonical SMILES of the training set for the novelty check (make them canonical with
+        this RDKit: :func:`canonical_smiles_set`); ``None`` skips novelty.
+    processes
+        Worker processes for the per-molecule checks; 1 (default) runs inline, ``None`` uses
+        every available core.
+    chunk_size
+        Molecules per task sent to a worker (default: about 16 tasks per worker).
+
+    Returns
+    -------
+    list of MoleculeRecord
+        One per input, in input order.
+    """
+    config = config or GateConfig()
+    count = len(inputs)
+    for label, labels in (("names", names), ("sources", sources)):
+        if labels is not None and len(labels) != count:
+            raise ValueError(f"{label} has {len(labels)} entries for {count} inputs")
+    processes = _resolve_processes(processes)
+    encoded = [_encode(item) for item in inputs]
+    _checker_for(config)  # build catalogs before any fork, so workers inherit them
+    partial = _map_chunks(_check_chunk, config, encoded, processes, chunk_size)
+    records = [
+        _record(i, result, names[i] if names else None, sources[i] if sources else None)
+        for i, result in enumerate(partial)
+    ]
+    reference = None
+    if training_smiles is not None:  # membership tests need a set, not a list
+        reference = (
+            training_smiles
+            if isinstance(training_smiles, (set, frozenset))
+            else set(training_smiles)
+        )
+    _batch_checks(records, partial, config, reference)
+    for record in records:
+        _finalize(record)
+    return records
+
+
+def _record(
+    index: int, result: tuple[Any, ...], name: str | None, source: str | None
+) -> MoleculeRecord:
+    input_smiles, canonical, inchikey, outcomes, properties, binary, _ = result
+    gates = {GATES[i]: GateOutcome(*outcome) for i, outcome in enumerate(outcomes)}
+    return MoleculeRecord(
+        index=index,
+        name=name,
+        source=source,
+        input_smiles=input_smiles,
+        canonical_smiles=canonical,
+        inchikey=inchikey,
+        gates=gates,
+        properties=properties,
+        mol_binary=binary,
+    )
+
+
+def _batch_checks(
+    records: list[MoleculeRecord],
+    partial: list[tuple[Any, ...]],
+    config: GateConfig,
+    training: Collection[str] | None,
+) -> None:
+    """Checks 8-10 in order, on the records that passed checks 1-7."""
+    first_seen: dict[str, MoleculeRecord] = {}
+    for record, result in zip(records, partial, strict=True):
+        if training is not None and record.canonical_smiles is not None:
+            record.novel = record.canonical_smiles not in training
+        if len(record.gates) < 7 or any(g.status != PASS for g in record.gates.values()):
+            continue
+        record.gates["duplicates"] = _duplicate_outcome(record, first_seen, config)
+        if record.gates["duplicates"].status == PASS:
+            record.gates["novelty"] = _novelty_outcome(record, config, training is not None)
+            if record.gates["novelty"].status != FAIL:  # skipped without a training set
+                record.gates["deny_list"] = GateOutcome(*result[6])
+
+
+def _duplicate_outcome(
+    record: MoleculeRecord, first_seen: dict[str, MoleculeRecord], config: GateConfig
+) -> GateOutcome:
+    key = getattr(record, config.duplicate_key) or record.canonical_smiles
+    first = first_seen.setdefault(key, record)
+    values = {"first_index": first.index}
+    if first is record:
+        return GateOutcome(PASS, "", values)
+    where = f" ({first.source})" if first.source else ""
+    reason = f"duplicate of input {first.index}{where}, same {config.duplicate_key}"
+    if config.reject_duplicates:
+        return GateOutcome(FAIL, reason, values)
+    return GateOutcome(PASS, "recorded only: " + reason, values)
+
+
+def _novelty_outcome(record: MoleculeRecord, config: GateConfig, has_training: bool) -> GateOutcome:
+    if not has_training:
+        return GateOutcome(SKIPPED, "no training set given", {"novel": None})
+    if record.novel:
+        return GateOutcome(PASS, "", {"novel": True})
+    if config.reject_non_novel:
+        return GateOutcome(FAIL, "in the training set", {"novel": False})
+    return GateOutcome(PASS, "recorded only: in the training set", {"novel": False})
+
+
+def _finalize(record: MoleculeRecord) -> None:
+    """Fill skipped checks after the first failure, ``passed``, failure fields and status."""
+    failed = next((g for g in GATES if g in record.gates and record.gates[g].status == FAIL), None)
+    for gate in GATES:
+        if gate not in record.gates:
+            reason = f"not checked: failed {failed}" if failed else "not checked"
+            record.gates[gate] = GateOutcome(SKIPPED, reason, {})
+    record.gates = {gate: record.gates[gate] for gate in GATES}
+    # Novelty alone may be skipped (no training set); every other check must have run and passed.
+    record.passed = failed is None and all(
+        record.gates[g].status == PASS for g in GATES if g != "novelty"
+    )
+    record.failed_gate = failed
+    record.failure_reason = record.gates[failed].reason if failed else None
+    if record.passed:
+        record.validation_status = IN_SILICO_SCREENED
+    elif all(record.gates[g].status == PASS for g in STRUCTURE_GATES):
+        record.validation_status = VALID_STRUCTURE
+    else:
+        record.validation_status = GENERATED
+    if not record.passed:
+        record.mol_binary = None  # only candidates are written as structures
+
+
+def _canonical_chunk(_: None, chunk: Sequence[str]) -> list[str | None]:
+    with rdBase.BlockLogs():
+        mols = [Chem.MolFromSmiles(s) for s in chunk]
+    return [Chem.MolToSmiles(m) if m is not None and m.GetNumAtoms() else None for m in mols]
+
+
+def canonical_smiles_set(smiles: Iterable[str], processes: int | None = 1) -> set[str]:
+    """RDKit canonical SMILES of ``smiles`` (e.g. a training set for novelty); unparsable
+    entries are dropped.
+
+    Parameters
+    ----------
+    smiles
+        SMILES strings in any RDKit-readable form.
+    processes
+        Worker processes (1 inline, ``None`` all cores).
+    """
+    items = list(smiles)
+    canonical = _map_chunks(_canonical_chunk, None, items, _resolve_processes(processes), None)
+    return {s for s in canonical if s is not None}
+
+
+# --------------------------------------------------------------------------------------------
+# Batch summary
+
+
+def gate_metrics(records: Sequence[MoleculeRecord], config: GateConfig | None = None) -> dict:
+    """Counts per check and outcome, pass rate and validation statuses of a screened batch.
+
+    Parameters
+    ----------
+    records
+        Output of :func:`run_gate`.
+    config
+        The config used; written under ``"gate_config"`` when given.
+
+    Returns
+    -------
+    dict
+        JSON-ready: ``n_input``, ``n_candidates``, ``pass_rate``, ``n_valid_structure``,
+        ``gates`` (``{check: {"pass", "fail", "skipped", "pass_fraction"}}``), ``first_failure``,
+        ``validation_status``, ``alerts`` (match counts per alert among checked molecules),
+        ``n_novel`` / ``n_novelty_checked`` and ``gate_config``.
+    """
+    n = len(records)
+    gates = {}
+    for gate in GATES:
+        counts = Counter(r.gates[gate].status for r in records)
+        gates[gate] = {o: counts.get(o, 0) for o in OUTCOMES}
+        gates[gate]["pass_fraction"] = counts.get(PASS, 0) / n if n else 0.0
+    alerts: dict[str, Counter[str]] = {"pains": Counter(), "brenk": Counter()}
+    for record in records:
+        for key, names in record.gates["alerts"].values.items():
+            alerts[key].update(names or [])
+    novelty_checked = [r for r in records if r.novel is not None]
+    failures = Counter(r.failed_gate for r in records)
+    metrics: dict[str, Any] = {
+        "n_input": n,
+        "n_candidates": sum(r.passed for r in records),
+        "pass_rate": sum(r.passed for r in records) / n if n else 0.0,
+        "n_valid_structure": sum(r.validation_status != GENERATED for r in records),
+        "gates": gates,
+        "first_failure": {g: failures[g] for g in GATES if failures[g]},
+        "validation_status": {
+            s: sum(r.validation_status == s for r in records) for s in VALIDATION_STATUSES
+        },
+        "alerts": {key: dict(counter.most_common()) for key, counter in alerts.items()},
+        "n_novelty_checked": len(novelty_checked),
+        "n_novel": sum(bool(r.novel) for r in novelty_checked),
+        "property_names": list(PROPERTY_NAMES),
+    }
+    if config is not None:
+        metrics["gate_config"] = config.to_dict()
+    return metrics

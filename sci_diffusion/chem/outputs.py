@@ -1,0 +1,354 @@
+"""Files written after screening: candidates, rejects, metrics, a molecule grid and a report.
+
+:func:`write_outputs` writes, into one directory:
+
+=====================  ======================================================================
+``candidates.sdf``     molecules that passed *every* check, one SD tag per field (below);
+                       an empty file when there is none.
+``candidates.csv``     the same molecules and fields, one row each.
+``rejected.csv``       every other input: the first failing check, its reason, all outcomes.
+``metrics.json``       counts per check and outcome, pass rate, statuses, provenance (+ extras).
+``grid.svg``           up to 24 candidates drawn in 2D, with index, QED and SA score.
+``report.md``          a short human-readable summary.
+=====================  ======================================================================
+
+Fields of a candidate: ``index``, ``name``, ``source``, ``canonical_smiles``, ``inchikey``,
+``validation_status`` (always ``in_silico_screened``: in-silico screened only, not synthesized,
+not assayed), ``novel``, the properties, for every check ``gate_<check>`` (pass / fail /
+skipped), ``gate_<check>_reason`` and ``gate_<check>_values`` (compact JSON), then the
+provenance fields (model fingerprint, sampler, steps, seed, date, package and RDKit versions).
+
+All six files are first written to hidden temp files in the directory and only then moved into
+place (``os.replace``), so a failure while writing leaves no new file behind and a reader never
+sees a half-written one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime
+import json
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import rdkit
+from rdkit import Chem
+from rdkit.Chem import Draw, rdDepictor
+
+from sci_diffusion import __version__
+from sci_diffusion.train.rundir import temp_path
+
+from .gate import GATES, GateConfig, MoleculeRecord, gate_metrics
+from .properties import PROPERTY_NAMES, without_hydrogens
+
+CANDIDATES_SDF = "candidates.sdf"
+CANDIDATES_CSV = "candidates.csv"
+REJECTED_CSV = "rejected.csv"
+METRICS_JSON = "metrics.json"
+GRID_SVG = "grid.svg"
+REPORT_MD = "report.md"
+OUTPUT_FILES: tuple[str, ...] = (
+    CANDIDATES_SDF,
+    CANDIDATES_CSV,
+    REJECTED_CSV,
+    GRID_SVG,
+    REPORT_MD,
+    METRICS_JSON,
+)
+"""Every file :func:`write_outputs` writes, in the order they are moved into place."""
+
+VALIDATION_NOTE = "In-silico screened only: not synthesized, not assayed."
+
+PROVENANCE_KEYS: tuple[str, ...] = (
+    "model_fingerprint",
+    "sampler",
+    "steps",
+    "seed",
+    "date",
+    "sci_diffusion_version",
+    "rdkit_version",
+)
+
+_GATE_COLUMNS = tuple(f"gate_{g}{suffix}" for g in GATES for suffix in ("", "_reason", "_values"))
+_RECORD_COLUMNS = ("index", "name", "source", "canonical_smiles", "inchikey", "validation_status")
+CANDIDATE_COLUMNS: tuple[str, ...] = (*_RECORD_COLUMNS, "novel", *PROPERTY_NAMES, *_GATE_COLUMNS)
+"""Columns of ``candidates.csv`` (and SD tags of ``candidates.sdf``) before the provenance."""
+
+REJECTED_COLUMNS: tuple[str, ...] = (
+    *_RECORD_COLUMNS[:3],
+    "input_smiles",
+    *_RECORD_COLUMNS[3:],
+    "failed_gate",
+    "failure_reason",
+    "novel",
+    *PROPERTY_NAMES,
+    *_GATE_COLUMNS,
+)
+"""Columns of ``rejected.csv``."""
+
+
+def provenance(**fields: Any) -> dict[str, Any]:
+    """Provenance fields for the outputs: the caller's, over defaults for the rest.
+
+    Parameters
+    ----------
+    **fields
+        Typically ``model_fingerprint``, ``sampler``, ``steps``, ``seed``; any other key is
+        kept too (it becomes a column / SD tag, so it must be a plain identifier).
+
+    Returns
+    -------
+    dict
+        :data:`PROVENANCE_KEYS` first (missing ones ``None``; ``date`` is now in UTC and the
+        versions are this package's and RDKit's), then the extra keys.
+    """
+    defaults: dict[str, Any] = dict.fromkeys(PROVENANCE_KEYS)
+    defaults["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    defaults["sci_diffusion_version"] = __version__
+    defaults["rdkit_version"] = rdkit.__version__
+    return _checked_provenance(defaults | fields)
+
+
+def _checked_provenance(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """``fields`` as a dict, after checking each key can be a CSV column and an SD tag."""
+    for key in fields:
+        if not isinstance(key, str) or not key.isidentifier() or key in REJECTED_COLUMNS:
+            raise ValueError(
+                f"provenance key {key!r} must be an identifier that is not already a column"
+            )
+    return dict(fields)
+
+
+def _cell(value: Any) -> str:
+    """One CSV cell / SD tag value on a single line."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{round(value, 4)!r}"
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return " ".join(str(value).split())
+
+
+def record_fields(record: MoleculeRecord) -> dict[str, Any]:
+    """A record flattened to the output columns (values not yet formatted).
+
+    Parameters
+    ----------
+    record
+        One record from :func:`~sci_diffusion.chem.gate.run_gate`.
+    """
+    fields: dict[str, Any] = {
+        "index": record.index,
+        "name": record.name,
+        "source": record.source,
+        "input_smiles": record.input_smiles,
+        "canonical_smiles": record.canonical_smiles,
+        "inchikey": record.inchikey,
+        "validation_status": record.validation_status,
+        "failed_gate": record.failed_gate,
+        "failure_reason": record.failure_reason,
+        "novel": record.novel,
+    }
+    fields.update({name: record.properties.get(name) for name in PROPERTY_NAMES})
+    for gate, outcome in record.gates.items():
+        fields[f"gate_{gate}"] = outcome.status
+        fields[f"gate_{gate}_reason"] = outcome.reason
+        fields[f"gate_{gate}_values"] = dict(outcome.values)
+    return fields
+
+
+def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_cell(row.get(c)) for c in columns])
+
+
+def _write_sdf(path: Path, candidates: Sequence[MoleculeRecord], prov: Mapping[str, Any]) -> None:
+    writer = Chem.SDWriter(str(path))
+    try:
+        for record in candidates:
+            mol = record.mol()
+            if mol is None:  # cannot happen for a passed record; never write a blank entry
+                raise ValueError(f"candidate {record.index} has no molecule")
+            if mol.GetNumConformers() == 0:
+                rdDepictor.Compute2DCoords(mol)
+            mol.SetProp("_Name", _cell(record.name or record.canonical_smiles))
+            fields = record_fields(record) | dict(prov)
+            for column in (*CANDIDATE_COLUMNS, *prov):
+                mol.SetProp(column, _cell(fields.get(column)))
+            writer.write(mol)
+    finally:
+        writer.close()
+
+
+def grid_svg(candidates: Sequence[MoleculeRecord], size: int = 24, per_row: int = 6) -> str:
+    """2D drawings of the first ``size`` candidates as one SVG, captioned with index, QED, SA.
+
+    Parameters
+    ----------
+    candidates
+        Passed records (their :meth:`~sci_diffusion.chem.gate.MoleculeRecord.mol`).
+    size
+        At most this many molecules are drawn.
+    per_row
+        Molecules per grid row.
+    """
+    mols, legends = [], []
+    for record in candidates[:size]:
+        mol = record.mol()
+        if mol is None:
+            continue
+        mol = Chem.Mol(without_hydrogens(mol))
+        rdDepictor.Compute2DCoords(mol)  # a flat drawing even for 3D inputs
+        props = record.properties
+        legends.append(
+            f"#{record.index}  QED {props.get('qed', float('nan')):.2f}  "
+            f"SA {props.get('sa_score', float('nan')):.1f}"
+        )
+        mols.append(mol)
+    if not mols:
+        return (
+            '<svg xmlns="http://www.w3.org/2000/svg" width="320" height="40">'
+            '<rect width="320" height="40" fill="white"/>'
+            '<text x="10" y="25" font-family="sans-serif" font-size="14">'
+            f"{escape('no candidates passed the gate')}</text></svg>\n"
+        )
+    svg = Draw.MolsToGridImage(
+        mols,
+        molsPerRow=min(per_row, len(mols)),
+        subImgSize=(220, 180),
+        legends=legends,
+        useSVG=True,
+    )
+    return str(svg)
+
+
+def _top_reasons(records: Sequence[MoleculeRecord], n: int = 10) -> list[tuple[str, str, int]]:
+    counts = Counter((r.failed_gate, r.failure_reason or "") for r in records if r.failed_gate)
+    return [(gate, reason, count) for (gate, reason), count in counts.most_common(n)]
+
+
+def report_markdown(
+    records: Sequence[MoleculeRecord], metrics: Mapping[str, Any], prov: Mapping[str, Any]
+) -> str:
+    """The text of ``report.md``: counts, the checks table, top rejection reasons, provenance.
+
+    Parameters
+    ----------
+    records
+        Every screened record.
+    metrics
+        :func:`~sci_diffusion.chem.gate.gate_metrics` output (plus any extras).
+    prov
+        Provenance fields.
+    """
+    n, k = metrics["n_input"], metrics["n_candidates"]
+    lines = [
+        "# Screening report",
+        "",
+        f"Candidates have validation status `in_silico_screened`: they passed every check of "
+        f"the RDKit screening gate. {VALIDATION_NOTE}",
+        "",
+        f"- inputs: {n}",
+        f"- candidates: {k} ({100 * metrics['pass_rate']:.1f}%)",
+        f"- valid structures (sanitize, one fragment, allowed elements and charges): "
+        f"{metrics['n_valid_structure']}",
+    ]
+    if metrics.get("n_novelty_checked"):
+        novel, checked = metrics["n_novel"], metrics["n_novelty_checked"]
+        lines.append(f"- novel (not in the training set): {novel} of {checked} sanitized inputs")
+    lines += [
+        "",
+        "## Checks, in order",
+        "",
+        "| check | pass | fail | skipped |",
+        "|---|---|---|---|",
+    ]
+    for gate in GATES:
+        c = metrics["gates"][gate]
+        lines.append(f"| {gate} | {c['pass']} | {c['fail']} | {c['skipped']} |")
+    lines += ["", "After the first failing check the later ones are skipped.", ""]
+    reasons = _top_reasons(records)
+    if reasons:
+        lines += [
+            "## Most common rejection reasons",
+            "",
+            "| check | reason | count |",
+            "|---|---|---|",
+        ]
+        lines += [f"| {g} | {r.replace('|', '/')} | {c} |" for g, r, c in reasons]
+        lines.append("")
+    lines += ["## Provenance", ""]
+    lines += [f"- {key}: {_cell(value) or '-'}" for key, value in prov.items()]
+    lines += ["", "## Files", ""]
+    lines += [
+        f"- `{CANDIDATES_SDF}`, `{CANDIDATES_CSV}`: the {k} candidates with every check result",
+        f"- `{REJECTED_CSV}`: the {n - k} rejected inputs with the first failing check",
+        f"- `{METRICS_JSON}`: counts per check, alerts, the gate configuration",
+        f"- `{GRID_SVG}`: up to 24 candidates drawn",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_outputs(
+    out_dir: str | Path,
+    records: Sequence[MoleculeRecord],
+    *,
+    config: GateConfig | None = None,
+    provenance_fields: Mapping[str, Any] | None = None,
+    extra_metrics: Mapping[str, Any] | None = None,
+    grid_size: int = 24,
+) -> dict[str, Any]:
+    """Write all of :data:`OUTPUT_FILES` into ``out_dir``, all or nothing.
+
+    Parameters
+    ----------
+    out_dir
+        Created if missing; files of the same names are replaced.
+    records
+        Every screened record (:func:`~sci_diffusion.chem.gate.run_gate`), candidates and not.
+    config
+        The gate config used (stored in ``metrics.json``).
+    provenance_fields
+        Output of :func:`provenance` (default: ``provenance()`` with nothing known).
+    extra_metrics
+        Merged into ``metrics.json`` over the gate's own metrics (e.g. validity, uniqueness).
+    grid_size
+        Most candidates drawn in ``grid.svg``.
+
+    Returns
+    -------
+    dict
+        The metrics written to ``metrics.json``.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"output path {out} exists and is not a directory")
+    prov = provenance() if provenance_fields is None else _checked_provenance(provenance_fields)
+    candidates = [r for r in records if r.passed]
+    rejected = [r for r in records if not r.passed]
+    metrics = gate_metrics(records, config) | {"provenance": prov} | dict(extra_metrics or {})
+    with contextlib.ExitStack() as stack:
+        tmp = {name: stack.enter_context(temp_path(out, name)) for name in OUTPUT_FILES}
+        _write_sdf(tmp[CANDIDATES_SDF], candidates, prov)
+        rows = [record_fields(r) | prov for r in candidates]
+        _write_csv(tmp[CANDIDATES_CSV], rows, (*CANDIDATE_COLUMNS, *prov))
+        _write_csv(tmp[REJECTED_CSV], [record_fields(r) for r in rejected], REJECTED_COLUMNS)
+        tmp[GRID_SVG].write_text(grid_svg(candidates, grid_size))
+        tmp[REPORT_MD].write_text(report_markdown(records, metrics, prov))
+        text = json.dumps(metrics, indent=2, sort_keys=True, default=str, allow_nan=True)
+        tmp[METRICS_JSON].write_text(text + "\n")
+        for name in OUTPUT_FILES:  # metrics.json last: its presence means the set is complete
+            os.replace(tmp[name], out / name)
+    return metrics
