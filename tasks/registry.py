@@ -14,6 +14,8 @@ TASKS: dict[str, tuple[str, str]] = {
     "reacher": ("sci_diffusion.tasks.policy", "PolicyTask"),
     "pusher": ("sci_diffusion.tasks.policy", "PolicyTask"),
     "metaworld": ("sci_diffusion.tasks.policy", "PolicyTask"),
+    "qm9_graph": ("sci_diffusion.tasks.molecule_graph", "MoleculeGraphTask"),
+    "moses_graph": ("sci_diffusion.tasks.molecule_graph", "MoleculeGraphTask"),
 }
 """Registered tasks: name -> (module, class). Add a line here to add a task."""
 

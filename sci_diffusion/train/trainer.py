@@ -262,10 +262,10 @@ def _write_training_card(trainer: Trainer, result: TrainResult) -> None:
     d = cfg.task.diffusion
     update_model_card(result.run_dir, "model", {
         "task": cfg.task.name,
-        "objective": f"denoising regression, weighting={d.weighting}, "
+        "objective": f"denoising regression, weighting={d.get('weighting', 'uniform')}, "
                      f"time distribution={d.get('time_distribution', 'uniform')}",
         "schedule": d.schedule,
-        "parameterization": d.prediction,
+        "parameterization": d.get("prediction", "x0 class probabilities (categorical)"),
         "architecture": f"{type(trainer.net).__name__} "
                         f"({', '.join(f'{k}={v}' for k, v in cfg.model.items())})",
         "parameters": _count_parameters(trainer.net),
