@@ -1,0 +1,71 @@
+"""``qm9_graph`` end to end at CI size: train a few steps on 500 real QM9 graphs, sample, and
+check the outputs' contract (not quality: that needs the 60-minute run in benchmarks.md)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from sci_diffusion.cli import compose, main
+from sci_diffusion.train.trainer import train
+
+TINY = [
+    "task=qm9_graph",
+    "task.data.limit=500",
+    "model.layers=2",
+    "model.node_dim=32",
+    "model.edge_dim=16",
+    "model.global_dim=16",
+    "model.heads=4",
+    "trainer.batch_size=32",
+    "trainer.max_steps=30",
+    "trainer.checkpoint_every=30",
+    "trainer.progress=false",
+]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SCI_DIFFUSION_CACHE", str(tmp_path_factory.mktemp("cache")))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cfg, _ = compose(TINY)
+        run_dir = tmp_path_factory.mktemp("qm9_graph")
+        train(cfg, run_dir)
+        yield run_dir
+    finally:
+        torch.set_num_threads(threads)
+        mp.undo()
+
+
+def test_sample_writes_screened_candidates_and_literature_metrics(run: Path, tmp_path: Path):
+    out = tmp_path / "samples"
+    assert main(["sample", f"run={run}", "n=40", "steps=5", f"out={out}"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("n_samples", "n_candidates", "validity", "validity_strict", "uniqueness",
+                "novelty", "sampler", "steps"):  # fmt: skip
+        assert key in metrics, key
+    assert metrics["n_samples"] == 40 and metrics["steps"] == 5
+    assert 0.0 <= metrics["validity_strict"] <= metrics["validity"] <= 1.0
+    for name in ("candidates.sdf", "candidates.csv", "rejected.csv", "grid.svg", "report.md"):
+        assert (out / name).exists(), name
+    with (out / "candidates.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == metrics["n_candidates"]
+    assert all(r["validation_status"] == "in_silico_screened" for r in rows)
+    with (out / "rejected.csv").open() as f:
+        rejected = list(csv.DictReader(f))
+    assert len(rows) + len(rejected) == 40
+    assert all(r["failed_gate"] for r in rejected)
+
+
+def test_model_card_states_the_validation_status(run: Path):
+    card = json.loads((run / "card.json").read_text())
+    assert "never synthesized or assayed" in card["use"]["validation_status"]
+    assert card["model"]["task"] == "qm9_graph"
