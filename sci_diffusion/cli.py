@@ -261,6 +261,7 @@ BENCHMARKS = {
     "policy": "policy chunk latency at batch 1 vs steps; network vs sampler time; vs diffusers",
     "screen": "screening-gate throughput with all cores vs cores x the single-core rate",
     "egnn": "EGNN training and sampling throughput, dense vs sparse edges",
+    "graph": "graph-transformer denoiser step time, dense vs torch-geometric sparse",
 }
 
 
@@ -298,6 +299,13 @@ def cmd_bench(args: list[str]) -> int:
         from sci_diffusion.bench.egnn import run_egnn_bench, table
 
         print(table(run_egnn_bench(opts.get("out"), repeats=2 if quick else 7)))
+    elif name == "graph":
+        import json
+
+        from sci_diffusion.bench.graph_denoiser import run_graph_denoiser_bench
+
+        result = run_graph_denoiser_bench(repeats=3 if quick else 9, out=opts.get("out"))
+        print(json.dumps(result, indent=2, default=str))
     return 0
 
 

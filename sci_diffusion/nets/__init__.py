@@ -3,6 +3,7 @@
 from .egnn import EGNN, EGNNLayer, EGNNOutput
 from .embeddings import SinusoidalTimeEmbedding
 from .equivariance import assert_equivariant, equivariance_errors
+from .graph_transformer import GraphDenoiserNet, GraphTransformer, graph_denoiser
 from .mlp import MLPDenoiser
 from .policy_mlp import PolicyMLP
 from .policy_transformer import PolicyTransformer
@@ -13,10 +14,13 @@ __all__ = [
     "ConditionalUnet1D",
     "EGNNLayer",
     "EGNNOutput",
+    "GraphDenoiserNet",
+    "GraphTransformer",
     "MLPDenoiser",
     "PolicyMLP",
     "PolicyTransformer",
     "SinusoidalTimeEmbedding",
     "assert_equivariant",
     "equivariance_errors",
+    "graph_denoiser",
 ]
