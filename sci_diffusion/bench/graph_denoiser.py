@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -41,6 +39,7 @@ from torch import Tensor, nn
 from ..nets.embeddings import SinusoidalTimeEmbedding
 from ..nets.graph_transformer import GraphTransformer, pair_mask
 from ..train.rundir import write_json_atomic
+from .sampler import machine_info
 
 SIZES: tuple[tuple[str, int, int], ...] = (("qm9", 9, 256), ("moses", 27, 64))
 """(name, max nodes N, batch size)."""
@@ -271,20 +270,6 @@ def bench_size(
     return row
 
 
-def _machine() -> dict[str, Any]:
-    try:
-        load: list[float] | None = [round(v, 2) for v in os.getloadavg()]
-    except (AttributeError, OSError):
-        load = None
-    return {
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "load_average": load,
-    }
-
-
 def run_graph_denoiser_bench(
     sizes: Sequence[tuple[str, int, int]] = SIZES,
     *,
@@ -327,7 +312,7 @@ def run_graph_denoiser_bench(
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        before = _machine()
+        before = machine_info()
         start = time.perf_counter()
         rows = [
             bench_size(
@@ -337,7 +322,7 @@ def run_graph_denoiser_bench(
         ]
         result = {
             "machine": before,
-            "load_average_after": _machine()["load_average"],
+            "load_average_after": machine_info()["load_average"],
             "wall_s": time.perf_counter() - start,
             "config": {**widths, "repeats": repeats, "warmup": warmup, "seed": seed},
             "rows": rows,
