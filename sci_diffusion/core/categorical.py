@@ -87,6 +87,12 @@ class CategoricalSpace:
             )
         if self.symmetric and (x.ndim != 4 or x.shape[1] != x.shape[2]):
             raise ValueError(f"symmetric edge states need shape (B, N, N, K); got {tuple(x.shape)}")
+        if self.symmetric and mask is not None and mask.ndim != 3:
+            # A (B, N) node mask would broadcast over rows only, leaving padded columns noisy.
+            raise ValueError(
+                f"symmetric edge states need a (B, N, N) pair mask, got {tuple(mask.shape)}; "
+                "build it from a node mask m as m[:, :, None] & m[:, None, :]"
+            )
         check_mask(mask, x)
 
     def project(self, x: Tensor, mask: Tensor | None = None) -> Tensor:

@@ -194,3 +194,17 @@ def test_sample_categorical_respects_unnormalised_and_zero_probs():
     assert float(draws[:, [0, 2, 4]].sum()) == 0.0  # zero-probability classes never drawn
     # Binomial std of the class-1 frequency: sqrt(0.75 * 0.25 / 20000) = 0.003; 5 std = 0.015.
     assert abs(float(draws[:, 1].mean()) - 0.75) < 0.015
+
+
+def test_symmetric_edges_refuse_a_node_mask():
+    """A (B, N) node mask on (B, N, N, K) edges would zero padded rows but not columns."""
+    import pytest
+
+    from sci_diffusion.core import CategoricalSpace, CosineSchedule
+
+    space = CategoricalSpace(3, CosineSchedule(), symmetric=True)
+    x = torch.nn.functional.one_hot(torch.zeros(2, 4, 4, dtype=torch.long), 3).float()
+    node = torch.tensor([[True, True, False, False], [True, True, True, True]])
+    with pytest.raises(ValueError, match=r"\(B, N, N\) pair mask"):
+        space.validate(x, node)
+    space.validate(x, node[:, :, None] & node[:, None, :])
