@@ -198,10 +198,6 @@ def test_sample_categorical_respects_unnormalised_and_zero_probs():
 
 def test_symmetric_edges_refuse_a_node_mask():
     """A (B, N) node mask on (B, N, N, K) edges would zero padded rows but not columns."""
-    import pytest
-
-    from sci_diffusion.core import CategoricalSpace, CosineSchedule
-
     space = CategoricalSpace(3, CosineSchedule(), symmetric=True)
     x = torch.nn.functional.one_hot(torch.zeros(2, 4, 4, dtype=torch.long), 3).float()
     node = torch.tensor([[True, True, False, False], [True, True, True, True]])
