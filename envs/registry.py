@@ -50,6 +50,8 @@ class EnvTask:
         needs_env_name: whether the task takes an ``env_name`` (Meta-World).
         expert_version: bumped whenever the expert's behaviour changes, so that cached
             demonstrations of an older expert are never reused.
+        observation: what the observation vector holds, with units (model cards).
+        gaps: known differences between this simulation and a real system (model cards).
     """
 
     name: str
@@ -61,6 +63,8 @@ class EnvTask:
     success_any_step: bool = False
     needs_env_name: bool = False
     expert_version: int = 1
+    observation: str = "see docs/robotics.md"
+    gaps: str = "see docs/robotics.md"
 
 
 def _no_env_name(task: str, env_name: str | None) -> None:
@@ -164,6 +168,9 @@ ENV_TASKS: dict[str, EnvTask] = {
         success=lambda env, info: bool(info.get("is_success", False)),
         success_any_step=True,  # the env terminates on success: the last step is the one
         expert_version=2,  # 2: shared approach point below the obstacle (one decision state)
+        observation="6-D: puck x, y (m), vx, vy (m/s), goal x, y (m)",
+        gaps="a point mass with ideal force motors and no floor friction; no sensor noise "
+        "or actuation delay",
     ),
     "reacher": EnvTask(
         name="reacher",
@@ -172,6 +179,9 @@ ENV_TASKS: dict[str, EnvTask] = {
         make_expert=_reacher_expert,
         max_steps=50,
         success=_reacher_success,
+        observation="10-D: cos and sin of the two joint angles, target x, y (m), joint "
+        "velocities (rad/s), fingertip-minus-target x, y (m)",
+        gaps="planar two-link arm with ideal torque motors, no gravity load, no sensor noise",
     ),
     "pusher": EnvTask(
         name="pusher",
@@ -180,6 +190,10 @@ ENV_TASKS: dict[str, EnvTask] = {
         make_expert=_pusher_expert,
         max_steps=PUSHER_MAX_STEPS,
         success=_pusher_success,
+        observation="23-D: 7 joint angles (rad), 7 joint velocities (rad/s), fingertip, "
+        "puck and goal positions x, y, z (m)",
+        gaps="the puck's ~8e-6 kg mass makes contacts soft (pushes top out at 3-5 cm/s); "
+        "ideal torque motors; no sensor noise",
     ),
     "metaworld": EnvTask(
         name="metaworld",
@@ -190,6 +204,10 @@ ENV_TASKS: dict[str, EnvTask] = {
         success=lambda env, info: bool(info.get("success", False)),
         success_any_step=True,
         needs_env_name=True,
+        observation="39-D Meta-World state: hand position (m), gripper opening, two object "
+        "poses (position + quaternion), the previous frame of these 18, goal position (m)",
+        gaps="simulated Sawyer driven by mocap end-effector position targets, not joint "
+        "torques; no camera or sensor noise",
     ),
 }
 """The demonstration tasks by name."""

@@ -259,14 +259,14 @@ class PolicyTask(Task):
             "environment": spec.env_id + (f" ({self.env_name})" if self.env_name else ""),
             "action_space": f"{action_dim}-D box, low {low.tolist()}, high {high.tolist()}; "
                             "sampled chunks are un-normalized and clipped to these bounds",
-            "observation": getattr(spec, "observation", "see docs/robotics.md"),
+            "observation": spec.observation,
             "receding_horizon": f"plan {self.horizon} actions from the last {self.n_obs_steps} "
                                 f"observations, execute {self.n_action_steps}, replan",
             "normalization": "min/max limits of the demonstrations onto [-1, 1], stored in the "
                              "checkpoint (obs_normalizer, action_normalizer buffers)",
             "validation_status": "simulation only: evaluated in MuJoCo; never validated on "
                                  "hardware",
-            "simulator_gaps": getattr(spec, "gaps", "see docs/robotics.md"),
+            "simulator_gaps": spec.gaps,
             "failure_procedures": "a chunk with NaN/inf is never executed: the episode ends as a "
                                   "failure (non_finite_action) and is counted; out-of-range "
                                   "actions are clipped to the bounds",
