@@ -165,7 +165,8 @@ class Trainer:
         self.model.train()
         try:
             while self.step < max_steps:
-                if time.monotonic() - start > budget:
+                # The budget is the run's total training time, resumed parts included.
+                if self.wall_before + time.monotonic() - start > budget:
                     stop_reason = "max_minutes"
                     break
                 loss = self._train_step(max_steps)

@@ -400,3 +400,19 @@ def test_model_card_reports_bf16_autocast_on_cpu(tmp_path: Path) -> None:
     assert fp32.last_loss != bf16.last_loss  # autocast really was on
     facts = json.loads((tmp_path / "bf16" / "card.json").read_text())
     assert "bf16" in facts["training"]["precision"], facts["training"]
+
+
+def test_max_minutes_counts_the_time_before_a_resume(tmp_path: Path) -> None:
+    """``trainer.max_minutes`` is the run's total budget: a resumed run whose checkpoint already
+    spent it stops at once instead of granting the budget again."""
+    from sci_diffusion.cli import compose
+    from sci_diffusion.train.trainer import train
+
+    cfg, _ = compose(["task=toy2d", *SMALL_RUN, "trainer.max_steps=20"])
+    run = tmp_path / "run"
+    first = train(cfg, run)
+    assert first.step == 20
+    cfg.trainer.max_steps = 40
+    cfg.trainer.max_minutes = first.wall_seconds / 60 / 2  # already spent at step 20
+    resumed = train(cfg, run, resume=True)
+    assert resumed.stop_reason == "max_minutes" and resumed.step == 20
