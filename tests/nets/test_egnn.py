@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,15 +16,6 @@ INPUT_KINDS = {"x": "positions", "h": "scalars", "t": "graph", "mask": "mask", "
 OUTPUT_KINDS = {"pos": "vectors", "h": "scalars", "edges": "edges"}
 TIGHT = 1e-12  # float64: measured errors are ~1e-15
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors gain nothing from threads, and on a busy 2-core machine spinning OpenMP
-    threads made these tests ~9x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def make_net(edges: str = "dense", dtype: torch.dtype = torch.float64, **kw: Any) -> EGNN:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import NamedTuple
 
 import pytest
@@ -23,15 +22,6 @@ B, N = 3, 6
 KINDS = {"x": "positions", "mask": "mask"}
 BROKEN = 0.1  # a genuine symmetry break is far above every rounding bound
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors gain nothing from threads, and on a busy 2-core machine spinning OpenMP
-    threads made these tests ~9x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _inputs(dtype: torch.dtype = torch.float64) -> dict[str, Tensor]:

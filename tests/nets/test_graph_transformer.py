@@ -74,15 +74,6 @@ def brute_force_cycles(adj: torch.Tensor, k: int) -> tuple[int, list[int]]:
     return total, per_node
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: two OpenMP threads on a shared 2-core machine spin instead of working
-    (100 overfit steps took 70 s on 2 threads under load, 2 s on one)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 @pytest.fixture(scope="module")
 def net() -> GraphTransformer:

@@ -7,7 +7,7 @@ test builds each at its default size.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -41,14 +41,6 @@ NETS = sorted(TINY)
 # (T, Da, To, Do): Diffusion Policy's horizon 16, a 7-DoF arm, odd horizons (U-Net padding).
 DIMS = [(16, 2, 2, 10), (8, 7, 1, 25), (7, 3, 3, 4)]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: tiny ops on 2 shared cores stall when oversubscribed."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def build(name: str, dims: tuple[int, int, int, int] = DIMS[0], seed: int = 0) -> nn.Module:
