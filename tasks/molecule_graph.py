@@ -47,6 +47,7 @@ class MoleculeGraphTask(Task):
         super().__init__(cfg)
         self._data: Any = None
         self._training_smiles: frozenset[str] | None = None
+        self._space: ProductSpace | None = None
         self.schedule = make_schedule(cfg.task.diffusion.schedule)
 
     # -- data ----------------------------------------------------------------------------
@@ -65,6 +66,12 @@ class MoleculeGraphTask(Task):
         return self._data
 
     def space(self) -> ProductSpace:
+        """The product space, built once from the training marginals (it is read every step)."""
+        if self._space is None:
+            self._space = self._build_space()
+        return self._space
+
+    def _build_space(self) -> ProductSpace:
         stats = self.data().stats
         transition = str(self.cfg.task.diffusion.transition)
 
