@@ -27,14 +27,10 @@ all-cores rate (and so the ratio) drops first.
 from __future__ import annotations
 
 import csv
-import datetime
 import gzip
 import importlib.util
 import io
-import os
-import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +43,7 @@ from rdkit.Chem import QED
 from ..chem.gate import alert_catalog, available_cores, run_gate
 from ..chem.properties import sascorer
 from ..train.rundir import write_json_atomic
+from .sampler import machine_info
 
 TARGET_RATIO = 0.9
 ANCHOR_RATES = {"qm9": 1600.0, "moses": 430.0}
@@ -130,13 +127,6 @@ def _timed(fn: Callable[[], object]) -> tuple[float, float | None]:
     return wall, None if cpu is None or after is None else after - cpu
 
 
-def _load() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
-
-
 def bench_dataset(name: str, smiles: list[str], processes: int, repeats: int) -> dict[str, Any]:
     """Single-core and all-core gate throughput on ``smiles`` (see the module docstring)."""
     run_gate(smiles[:20])  # warm-up: catalogs and the SA table load once, outside the timing
@@ -208,7 +198,7 @@ def run_screen_bench(
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     processes = processes or available_cores()
-    load_before = _load()
+    load_before = machine_info()["load_average"]
     start = time.perf_counter()
     data = [("qm9", qm9_smiles, n_qm9), ("moses", moses_smiles, n_moses)]
     datasets = [
@@ -219,14 +209,11 @@ def run_screen_bench(
     result: dict[str, Any] = {
         "benchmark": "screen",
         "machine": {
-            "platform": platform.platform(),
-            "python": sys.version.split()[0],
+            **machine_info(),
             "rdkit": rdkit.__version__,
             "available_cores": available_cores(),
-            "cpu_count": os.cpu_count(),
             "load_average_before": load_before,
-            "load_average_after": _load(),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "load_average_after": machine_info()["load_average"],
         },
         "config": {"repeats": repeats, "processes": processes, "target_ratio": TARGET_RATIO},
         "datasets": datasets,
