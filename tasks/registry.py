@@ -16,6 +16,8 @@ TASKS: dict[str, tuple[str, str]] = {
     "metaworld": ("sci_diffusion.tasks.policy", "PolicyTask"),
     "qm9_graph": ("sci_diffusion.tasks.molecule_graph", "MoleculeGraphTask"),
     "moses_graph": ("sci_diffusion.tasks.molecule_graph", "MoleculeGraphTask"),
+    "qm9_3d": ("sci_diffusion.tasks.molecule_3d", "Molecule3DTask"),
+    "qm9_3d_h": ("sci_diffusion.tasks.molecule_3d", "Molecule3DTask"),
 }
 """Registered tasks: name -> (module, class). Add a line here to add a task."""
 

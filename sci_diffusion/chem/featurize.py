@@ -54,6 +54,7 @@ BOND_NAMES = ("none", "single", "double", "triple")
 _BOND_CLASS = {Chem.BondType.SINGLE: 1, Chem.BondType.DOUBLE: 2, Chem.BondType.TRIPLE: 3}
 _BOND_TYPE = (None, Chem.BondType.SINGLE, Chem.BondType.DOUBLE, Chem.BondType.TRIPLE)
 _TENSORS = ("atom_types", "charges", "bonds", "node_mask", "source_index")
+_OPTIONAL_TENSORS = ("positions",)
 _log = logging.getLogger(__name__)
 
 
@@ -382,6 +383,9 @@ class GraphDataset(torch.utils.data.Dataset):
     name : str
     problems : sequence of MoleculeProblem
         Molecules that were skipped while building the set.
+    positions : torch.Tensor, optional
+        (M, N, 3) float32 coordinates in Å, rows matching the nodes, padding zero (3D data
+        sets such as :func:`sci_diffusion.chem.structures.qm9_structures`).
     """
 
     def __init__(
@@ -395,6 +399,7 @@ class GraphDataset(torch.utils.data.Dataset):
         *,
         name: str = "",
         problems: Sequence[MoleculeProblem] = (),
+        positions: torch.Tensor | None = None,
     ) -> None:
         m, n = node_mask.shape
         shapes = {
@@ -403,6 +408,8 @@ class GraphDataset(torch.utils.data.Dataset):
             "bonds": (bonds.shape, (m, n, n)),
             "source_index": (source_index.shape, (m,)),
         }
+        if positions is not None:
+            shapes["positions"] = (positions.shape, (m, n, 3))
         for label, (actual, expected) in shapes.items():
             if tuple(actual) != expected:
                 raise ValueError(
@@ -411,17 +418,21 @@ class GraphDataset(torch.utils.data.Dataset):
         self.atom_types, self.charges, self.bonds = atom_types, charges, bonds
         self.node_mask, self.source_index = node_mask.bool(), source_index.long()
         self.vocab, self.name, self.problems = vocab, name, list(problems)
+        self.positions = None if positions is None else positions.float()
 
     def __len__(self) -> int:
         return self.node_mask.shape[0]
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {
+        item = {
             "atom_types": self.atom_types[i].long(),
             "charges": self.charges[i].long(),
             "bonds": self.bonds[i].long(),
             "node_mask": self.node_mask[i],
         }
+        if self.positions is not None:
+            item["positions"] = self.positions[i]
+        return item
 
     @property
     def max_nodes(self) -> int:
@@ -439,17 +450,22 @@ class GraphDataset(torch.utils.data.Dataset):
         )
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        return {label: getattr(self, label) for label in _TENSORS}
+        labels = _TENSORS + tuple(k for k in _OPTIONAL_TENSORS if getattr(self, k) is not None)
+        return {label: getattr(self, label) for label in labels}
 
 
 class _Padder:
-    """Collects variable-size graphs as uint8 blocks padded per chunk (bounded memory)."""
+    """Collects variable-size graphs as uint8 blocks padded per chunk (bounded memory).
+
+    A graph is ``(atom_types, charges, bonds)`` or, for 3D data, ``(..., positions)`` with
+    positions (n, 3); either every graph carries positions or none does.
+    """
 
     def __init__(self, chunk: int = 8192) -> None:
         self.chunk, self.pending, self.blocks = chunk, [], []
         self.index: list[int] = []
 
-    def add(self, key: int, graph: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    def add(self, key: int, graph: tuple[np.ndarray, ...]) -> None:
         self.index.append(key)
         self.pending.append(graph)
         if len(self.pending) >= self.chunk:
@@ -460,33 +476,42 @@ class _Padder:
             return
         width = max(len(g[0]) for g in self.pending)
         m = len(self.pending)
-        atoms, charges = np.zeros((m, width), np.uint8), np.zeros((m, width), np.uint8)
-        bonds, mask = np.zeros((m, width, width), np.uint8), np.zeros((m, width), bool)
-        for row, (a, c, b) in enumerate(self.pending):
-            n = len(a)
-            atoms[row, :n], charges[row, :n], bonds[row, :n, :n], mask[row, :n] = a, c, b, True
-        self.blocks.append((atoms, charges, bonds, mask))
+        block = {
+            "atom_types": np.zeros((m, width), np.uint8),
+            "charges": np.zeros((m, width), np.uint8),
+            "bonds": np.zeros((m, width, width), np.uint8),
+            "node_mask": np.zeros((m, width), bool),
+        }
+        if len(self.pending[0]) == 4:
+            block["positions"] = np.zeros((m, width, 3), np.float32)
+        for row, graph in enumerate(self.pending):
+            n = len(graph[0])
+            block["atom_types"][row, :n], block["charges"][row, :n] = graph[0], graph[1]
+            block["bonds"][row, :n, :n], block["node_mask"][row, :n] = graph[2], True
+            if "positions" in block:
+                block["positions"][row, :n] = graph[3]
+        self.blocks.append(block)
         self.pending = []
 
     def finish(self) -> dict[str, torch.Tensor]:
         self._flush()
-        width = max((block[0].shape[1] for block in self.blocks), default=0)
-        out = {label: [] for label in ("atom_types", "charges", "bonds", "node_mask")}
-        for atoms, charges, bonds, mask in self.blocks:
-            pad = width - atoms.shape[1]
-            out["atom_types"].append(np.pad(atoms, ((0, 0), (0, pad))))
-            out["charges"].append(np.pad(charges, ((0, 0), (0, pad))))
-            out["bonds"].append(np.pad(bonds, ((0, 0), (0, pad), (0, pad))))
-            out["node_mask"].append(np.pad(mask, ((0, 0), (0, pad))))
+        width = max((block["node_mask"].shape[1] for block in self.blocks), default=0)
         empty = {"atom_types": (0, 0), "charges": (0, 0), "bonds": (0, 0, 0), "node_mask": (0, 0)}
-        tensors = {
-            label: torch.from_numpy(
+        labels = self.blocks[0].keys() if self.blocks else empty.keys()
+        tensors = {}
+        for label in labels:
+            parts = []
+            for block in self.blocks:
+                pad = width - block[label].shape[1]
+                widths = [(0, 0), (0, pad)] + [(0, pad if label == "bonds" else 0)] * (
+                    block[label].ndim - 2
+                )
+                parts.append(np.pad(block[label], widths))
+            tensors[label] = torch.from_numpy(
                 np.concatenate(parts)
                 if parts
                 else np.zeros(empty[label], bool if label == "node_mask" else np.uint8)
             )
-            for label, parts in out.items()
-        }
         tensors["source_index"] = torch.tensor(self.index, dtype=torch.int64)
         return tensors
 
@@ -590,7 +615,9 @@ def load_graphs(path: Path, key: Mapping[str, Any] | None = None) -> GraphDatase
             metadata = f.metadata() or {}
             if key is not None and metadata.get("key") != json.dumps(key, sort_keys=True):
                 return None
-            tensors = {label: f.get_tensor(label) for label in _TENSORS}
+            present = set(f.keys())
+            labels = _TENSORS + tuple(k for k in _OPTIONAL_TENSORS if k in present)
+            tensors = {label: f.get_tensor(label) for label in labels}
         expected = json.loads(metadata["checksums"])
         vocab = GraphVocab.from_dict(json.loads(metadata["vocab"]))
         problems = [MoleculeProblem(**p) for p in json.loads(metadata["problems"])]

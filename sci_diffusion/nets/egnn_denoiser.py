@@ -1,0 +1,102 @@
+"""Dict-in, dict-out EGNN denoiser for 3D molecules: positions jointly with categorical atoms.
+
+The state of a 3D molecule is a product space (see ``tasks/molecule_3d.py``)::
+
+    {"pos": (B, N, 3) on the zero-CoM subspace,
+     "atoms": (B, N, K_a), "charges": (B, N, K_c) noisy one-hots,
+     "bonds": (B, N, N, K_b) noisy one-hot bond types (optional)}
+
+:class:`EGNNDenoiserNet` feeds the node one-hots as EGNN node features and the bond one-hots as
+pair features, and returns what :class:`~sci_diffusion.core.Denoiser` expects: for positions
+the EGNN's equivariant displacement (read as the predicted noise, ``prediction="epsilon"``,
+as in EDM), for each categorical component invariant logits. The node mask is inferred from
+the state (padded nodes are all-zero one-hot rows after ``CategoricalSpace.project``), because
+the core's samplers call ``denoise(x_t, t)`` without masks; ``node_mask=`` overrides it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .egnn import EGNN
+
+__all__ = ["EGNNDenoiserNet"]
+
+
+class EGNNDenoiserNet(nn.Module):
+    """EGNN over ``{position_key, node components..., [edge component]}``.
+
+    Args:
+        node_classes: ``{key: K}`` of the categorical node components, in input order.
+        edge_key, edge_classes: the symmetric categorical edge component and its K (``None`` /
+            0: positions and node types only, bonds left to reconstruction from distances).
+        position_key: the continuous (B, N, 3) component.
+        **kwargs: passed to :class:`~sci_diffusion.nets.egnn.EGNN` (``hidden``, ``n_layers``,
+            ``attention``, ``coords_range``, ``aggregation_norm``, ``edges``).
+    """
+
+    def __init__(
+        self,
+        node_classes: Mapping[str, int],
+        edge_key: str | None = None,
+        edge_classes: int = 0,
+        position_key: str = "pos",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if not node_classes:
+            raise ValueError("EGNNDenoiserNet needs at least one categorical node component")
+        if (edge_key is None) != (edge_classes == 0):
+            raise ValueError("give both edge_key and edge_classes > 0, or neither")
+        self.node_classes = dict(node_classes)
+        self.edge_key = edge_key
+        self.position_key = position_key
+        total = sum(self.node_classes.values())
+        self.egnn = EGNN(
+            total, total, edge_features=edge_classes, edge_out_features=edge_classes, **kwargs
+        )
+
+    @classmethod
+    def from_space(
+        cls,
+        space: Any,
+        node_keys: tuple[str, ...] = ("atoms", "charges"),
+        edge_key: str | None = "bonds",
+        position_key: str = "pos",
+        **kwargs: Any,
+    ) -> EGNNDenoiserNet:
+        """Read the class counts from a ``ProductSpace`` (``edge_key`` ignored if absent)."""
+        classes = {k: space[k].num_classes for k in node_keys}
+        if edge_key is not None and edge_key not in space.spaces:
+            edge_key = None
+        if edge_key is not None and not getattr(space[edge_key], "symmetric", False):
+            raise ValueError(f"edge component {edge_key!r} must be CategoricalSpace(symmetric=True)")
+        edge_classes = space[edge_key].num_classes if edge_key is not None else 0
+        return cls(classes, edge_key, edge_classes, position_key, **kwargs)
+
+    def forward(
+        self, x: Mapping[str, Tensor], t: Tensor, node_mask: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """``x``: the state dict (shapes in the module docstring), ``t`` (B,) -> a dict shaped
+        like ``x``: the position output (B, N, 3) and logits per categorical component; padded
+        entries zero."""
+        expected = {self.position_key, *self.node_classes} | (
+            {self.edge_key} if self.edge_key else set()
+        )
+        if set(x) != expected:
+            raise ValueError(f"state components {sorted(x)} != the network's {sorted(expected)}")
+        nodes = torch.cat([x[k] for k in self.node_classes], dim=-1)
+        if node_mask is None:
+            node_mask = nodes.abs().sum(-1) > 0
+        edge_attr = x[self.edge_key] if self.edge_key else None
+        out = self.egnn(x[self.position_key], nodes, t, node_mask, edge_attr)
+        sizes = list(self.node_classes.values())
+        result = dict(zip(self.node_classes, out.h.split(sizes, -1), strict=True))
+        result[self.position_key] = out.pos
+        if self.edge_key:
+            result[self.edge_key] = out.edges
+        return result
