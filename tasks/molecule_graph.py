@@ -36,8 +36,10 @@ EDGE_KEY = "bonds"
 
 class MoleculeGraphTask(Task):
     validation_status = "in_silico_screened candidates only (never synthesized or assayed)"
-    intended_use = "Research on generative models of small molecular graphs; candidates for " \
+    intended_use = (
+        "Research on generative models of small molecular graphs; candidates for "
         "further in-silico study."
+    )
     limitations = (
         "Candidates passed computational checks only: not synthesized, not assayed.",
         "Trained on QM9/MOSES chemistry; says nothing about other chemical spaces.",
@@ -171,17 +173,24 @@ class MoleculeGraphTask(Task):
         }
 
     def score(self, samples: dict[str, Tensor], out_dir: Path) -> dict[str, Any]:
+        mols, inputs = self.molecules(samples)
+        return self.screen(mols, inputs, out_dir)
+
+    def molecules(self, samples: dict[str, Tensor]) -> tuple[list[Any], list[Any]]:
+        """Unsanitized RDKit molecules of generated graphs (None where construction failed)
+        and the gate's inputs (the same molecules, or :class:`NotConstructed` with why)."""
         from sci_diffusion.chem.featurize import graph_to_mol
-        from sci_diffusion.chem.gate import NotConstructed, run_gate
-        from sci_diffusion.chem.metrics import molecule_metrics
-        from sci_diffusion.chem.outputs import provenance, write_outputs
+        from sci_diffusion.chem.gate import NotConstructed
 
         vocab = self.data().vocab
         mols, inputs = [], []
         for i in range(samples["atoms"].shape[0]):
             try:
                 mol = graph_to_mol(
-                    samples["atoms"][i], samples["charges"][i], samples[EDGE_KEY][i], vocab,
+                    samples["atoms"][i],
+                    samples["charges"][i],
+                    samples[EDGE_KEY][i],
+                    vocab,
                     samples["node_mask"][i],
                 )
                 mols.append(mol)
@@ -189,12 +198,28 @@ class MoleculeGraphTask(Task):
             except ValueError as err:
                 mols.append(None)
                 inputs.append(NotConstructed(str(err)))
+        return mols, inputs
+
+    def screen(
+        self,
+        mols: list[Any],
+        inputs: list[Any],
+        out_dir: Path,
+        extra_metrics: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Metrics, the screening gate and the output files of generated molecules."""
+        from sci_diffusion.chem.gate import run_gate
+        from sci_diffusion.chem.metrics import molecule_metrics
+        from sci_diffusion.chem.outputs import provenance, write_outputs
+
         start = time.perf_counter()
         training = self.training_smiles()
-        metrics = molecule_metrics(mols, training, training_is_canonical=True)
+        explicit_h = self.data().vocab.explicit_hydrogens
+        metrics = molecule_metrics(mols, training, explicit_h, training_is_canonical=True)
         records = run_gate(inputs, training_smiles=training, processes=None)
         sampler = describe_sampler(self.cfg.sampler)
-        extra = {**metrics, **sampler, "gate_seconds": round(time.perf_counter() - start, 2)}
+        extra = {**metrics, **(extra_metrics or {}), **sampler,
+                 "gate_seconds": round(time.perf_counter() - start, 2)}  # fmt: skip
         gate_metrics = write_outputs(
             out_dir, records, extra_metrics=extra,
             provenance_fields=provenance(

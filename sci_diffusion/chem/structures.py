@@ -3,9 +3,9 @@
 QM9 gives each molecule twice: a SMILES (atoms, bonds, charges; the GDB-17 graph) and an XYZ
 geometry (elements and B3LYP coordinates, in another atom order). A 3D training example needs
 both in one order. :func:`align_record` builds the SMILES's molecule with explicit hydrogens,
-infers the geometry's connectivity from covalent radii (RDKit ``DetermineConnectivity``, radii method,
-tightening the radius factor for strained rings, see :data:`COVALENT_FACTORS`) and maps one
-onto the other by graph isomorphism over elements and connectivity (bond orders and
+infers the geometry's connectivity from covalent radii (RDKit ``DetermineConnectivity``,
+radii method, tightening the factor for strained rings, see :data:`COVALENT_FACTORS`) and maps
+one onto the other by graph isomorphism over elements and connectivity (bond orders and
 charges play no part, so the mapping does not depend on any bond-order guess). Molecules whose
 relaxed geometry is not connected like their SMILES (QM9's known ~2-3% of "inconsistent"
 structures, mostly rearranged during relaxation) are reported and skipped, never guessed.
@@ -48,9 +48,7 @@ STRUCTURES_VERSION = 1
 COVALENT_FACTORS = (1.3, 1.2, 1.15, 1.1)
 
 
-def _xyz_connectivity(
-    elements: np.ndarray, positions: np.ndarray, cov_factor: float
-) -> Chem.Mol:
+def _xyz_connectivity(elements: np.ndarray, positions: np.ndarray, cov_factor: float) -> Chem.Mol:
     lines = [str(len(elements)), ""]
     lines += [f"{e} {x:.6f} {y:.6f} {z:.6f}" for e, (x, y, z) in zip(elements, positions,
                                                                      strict=True)]  # fmt: skip

@@ -74,7 +74,9 @@ class EGNNDenoiserNet(nn.Module):
         if edge_key is not None and edge_key not in space.spaces:
             edge_key = None
         if edge_key is not None and not getattr(space[edge_key], "symmetric", False):
-            raise ValueError(f"edge component {edge_key!r} must be CategoricalSpace(symmetric=True)")
+            raise ValueError(
+                f"edge component {edge_key!r} must be CategoricalSpace(symmetric=True)"
+            )
         edge_classes = space[edge_key].num_classes if edge_key is not None else 0
         return cls(classes, edge_key, edge_classes, position_key, **kwargs)
 
