@@ -20,8 +20,13 @@ COMMANDS = {
     "eval": "evaluate a run's EMA model: sci-diffusion eval run=<run dir> [sampler=heun steps=10] "
     "[episodes=50 for policy tasks]",
     "sample": "draw samples from a run into a folder: sci-diffusion sample run=<run dir> "
-    "out=<dir> [n=1000 sampler=... steps=...]; under torchrun with trainer.distributed=true "
+    "out=<dir> [n=1000 sampler=... steps=...]; without run= it samples the packaged embedded "
+    "default of task= (qm9_graph when no task is given; out= is then required): "
+    "sci-diffusion sample n=100 out=<dir>; under torchrun with trainer.distributed=true "
     "the ranks share the work",
+    "export": "copy a run's newest checkpoint (EMA weights only) into the package as the "
+    "embedded default of its task: sci-diffusion export run=<run dir> [task=<name>] "
+    "[force=true] [out=<dir>, default sci_diffusion/embedded/<task>]",
     "bench": "benchmarks: sci-diffusion bench <sampler|policy> out=<file.json> [quick=true]",
     "quickstart": "the end-to-end demo on embedded defaults; writes a report "
     "(sci-diffusion quickstart [out=<dir>])",
@@ -245,6 +250,8 @@ def cmd_sample(args: list[str]) -> int:
 
     from sci_diffusion.train.evaluate import evaluate_run
 
+    if not any(_override_key(a) == "run" for a in args):
+        return _sample_embedded(args)
     args = _with_run_task(args)
     cfg, _ = compose(args)
     run_dir = _run_dir_arg(cfg, "sample")
@@ -253,6 +260,69 @@ def cmd_sample(args: list[str]) -> int:
     if metrics is not None:  # None on ranks other than 0 of a sharded run
         print(json.dumps(metrics, indent=2, default=str))
         print(f"samples written to {out}")
+    return 0
+
+
+def _sample_embedded(args: list[str]) -> int:
+    """``sample`` without ``run=``: the embedded default checkpoint of ``task=`` (default
+    ``qm9_graph``), written to the required ``out=`` (never into the package)."""
+    import json
+
+    from sci_diffusion.train import embedded
+    from sci_diffusion.train.checkpoint import CheckpointError
+    from sci_diffusion.train.evaluate import evaluate_run
+
+    tasks = [a.split("=", 1)[1] for a in args if _override_key(a) == "task" and "=" in a]
+    task = tasks[-1] if tasks else embedded.DEFAULT_TASK
+    run_dir = embedded.embedded_run(task)
+    if run_dir is None:
+        have = embedded.available_embedded()
+        listing = f"tasks that have one: {', '.join(have)}" if have else "this install has none"
+        raise UsageError(f"no embedded default checkpoint for task {task} ({listing}); "
+                         "pass run=<run dir> to sample a run you trained")  # fmt: skip
+    if not tasks:
+        args = [f"task={task}", *args]
+    cfg, _ = compose(args)
+    if not cfg.get("out"):
+        raise UsageError(f"sample needs out=<dir> with the embedded {task} default (it lives "
+                         "inside the package); or pass run=<run dir>")  # fmt: skip
+    out = Path(str(cfg.out))
+    if embedded.is_embedded_dir(out):
+        raise UsageError(f"out={out} is inside the package's embedded checkpoints; "
+                         "choose a folder of your own")  # fmt: skip
+    print(f"sampling the embedded {task} default checkpoint ({run_dir})")
+    try:
+        metrics = evaluate_run(run_dir, cfg, args, out_dir=out)
+    except CheckpointError as err:
+        raise CheckpointError(f"the embedded {task} default checkpoint is damaged; reinstall "
+                              f"sci-diffusion ({err})") from None  # fmt: skip
+    if metrics is not None:  # None on ranks other than 0 of a sharded run
+        print(json.dumps(metrics, indent=2, default=str))
+        print(f"samples written to {out}")
+    return 0
+
+
+def cmd_export(args: list[str]) -> int:
+    from sci_diffusion.train.checkpoint import list_checkpoints
+    from sci_diffusion.train.embedded import checkpoint_bytes, export_embedded
+
+    keys = {"run": "train run dir", "task": "the run's task (a check)", "force": "true|false",
+            "out": "destination (default: sci_diffusion/embedded/<task>)"}  # fmt: skip
+    opts = _kv(args, keys)
+    if not opts.get("run"):
+        raise UsageError("export needs run=<run dir> (a directory written by train)")
+    force = opts.get("force", "false").lower()
+    if force not in ("true", "false"):
+        raise UsageError(f"force must be true or false, got {opts['force']!r}")
+    run_dir = Path(opts["run"])
+    dest = export_embedded(run_dir, Path(opts["out"]) if opts.get("out") else None,
+                           task=opts.get("task"), force=force == "true")  # fmt: skip
+    size, newest = checkpoint_bytes(dest), list_checkpoints(run_dir / "checkpoints")[-1]
+    hint = (
+        "" if opts.get("out") else f"; try: sci-diffusion sample task={dest.name} n=100 out=<dir>"
+    )
+    print(f"exported {newest} -> {dest} ({size / 2**20:.2f} MiB, was "
+          f"{newest.stat().st_size / 2**20:.2f} MiB){hint}")  # fmt: skip
     return 0
 
 
@@ -399,6 +469,7 @@ HANDLERS = {
     "train": cmd_train,
     "eval": cmd_eval,
     "sample": cmd_sample,
+    "export": cmd_export,
     "bench": cmd_bench,
     "quickstart": cmd_quickstart,
     "demos": cmd_demos,
@@ -422,12 +493,10 @@ def _help() -> str:
 def _command_help(command: str) -> str:
     from sci_diffusion.tasks import task_names
 
-    groups = "\n".join(
-        f"  {g:<8} {', '.join(_group_options(g))}" for g in CONFIG_GROUPS
-    )
+    groups = "\n".join(f"  {g:<8} {', '.join(_group_options(g))}" for g in CONFIG_GROUPS)
     trainer_keys = ", ".join(TRAINER_TYPES)
     body = textwrap.fill(COMMANDS[command], 88, subsequent_indent="  ")
-    if command in ("bench", "quickstart", "demos", "screen"):
+    if command in ("bench", "quickstart", "demos", "screen", "export"):
         return f"sci-diffusion {command}: {body}"
     return (
         f"sci-diffusion {command}: {body}\n\n"

@@ -68,6 +68,15 @@ def test_train_help_lists_config_groups(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_sample_and_export_help_name_the_embedded_default(tmp_path: Path) -> None:
+    for command, needle in (("sample", "sci-diffusion sample n=100 out=<dir>"),
+                            ("export", "sci-diffusion export run=<run dir>")):  # fmt: skip
+        out = cli([command, "--help"], tmp_path)
+        assert out.returncode == 0, out.stderr
+        assert needle in " ".join(out.stdout.split()), out.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
 # -- usage errors ----------------------------------------------------------------------------
 
 # (id, argv, substrings the one error line must contain)
@@ -91,7 +100,13 @@ USAGE_ERRORS = [
     ("eval-bad-steps", ["eval", "run=somewhere", "steps=0"], ["steps"]),
     ("resume-missing-dir", ["train", "resume=no_such_dir"], ["no_such_dir"]),
     ("bad-device", ["train", "trainer.device=tpu"], ["trainer.device", "tpu"]),
-]
+    ("sample-no-embedded-default", ["sample", "task=toy2d", "n=5", "out=samples"],
+     ["toy2d", "embedded", "run=<run dir>"]),
+    ("export-without-run", ["export"], ["run="]),
+    ("export-missing-run-dir", ["export", "run=no_such_dir"], ["no_such_dir"]),
+    ("export-bad-force", ["export", "run=somewhere", "force=maybe"], ["force", "maybe"]),
+    ("export-unknown-option", ["export", "run=somewhere", "dest=x"], ["dest", "run"]),
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

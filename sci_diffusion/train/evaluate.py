@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,8 +18,9 @@ from sci_diffusion.core import Denoiser
 from sci_diffusion.tasks import build_task
 from sci_diffusion.tasks.base import Task
 
-from .checkpoint import latest_checkpoint, load_checkpoint
+from .checkpoint import CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint
 from .distributed import init_distributed, resolve_device, shutdown_distributed
+from .embedded import EMBEDDED_KEY, is_embedded_dir
 from .rundir import CHECKPOINT_DIR, METRICS_FILE, write_json_atomic
 from .sampling import sampler_settings
 
@@ -30,15 +33,37 @@ class LoadedRun:
     checkpoint: Path
     step: int
     device: torch.device
+    embedded: dict[str, Any] | None = None
+    """The export record of an embedded default checkpoint (``train.embedded``), else None."""
+
+
+def _newest_verified(folder: Path) -> Path:
+    """The newest checkpoint in ``folder`` that verifies. When none does, the newest file's own
+    verification error is raised (instead of one skip warning per file and "train first")."""
+    with warnings.catch_warnings(record=True) as skipped:
+        warnings.simplefilter("always")
+        path = latest_checkpoint(folder)
+    if path is None:
+        found = list_checkpoints(folder)
+        if not found:
+            raise ValueError(f"no valid checkpoint in {folder}; train first")
+        try:
+            load_checkpoint(found[-1])
+        except CheckpointError as err:
+            raise CheckpointError(f"no checkpoint in {folder} passes verification: {err}") from None
+    for w in skipped:  # older good checkpoint found: keep the warnings about the skipped ones
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return path
 
 
 def load_run(run_dir: Path, device: str = "auto", local_rank: int = 0) -> LoadedRun:
-    """The latest verified checkpoint of ``run_dir``, its config, task and EMA denoiser."""
+    """The latest verified checkpoint of ``run_dir``, its config, task and EMA denoiser.
+
+    ``run_dir`` may be a train run directory or an embedded default
+    (:mod:`sci_diffusion.train.embedded`: same layout, EMA weights only)."""
     if not run_dir.is_dir():
         raise ValueError(f"run directory {run_dir} does not exist; pass run=<a train run dir>")
-    path = latest_checkpoint(run_dir / CHECKPOINT_DIR)
-    if path is None:
-        raise ValueError(f"no valid checkpoint in {run_dir / CHECKPOINT_DIR}; train first")
+    path = _newest_verified(run_dir / CHECKPOINT_DIR)
     tensors, meta = load_checkpoint(path)
     cfg = OmegaConf.create(meta["config"])
     task = build_task(cfg)
@@ -47,7 +72,17 @@ def load_run(run_dir: Path, device: str = "auto", local_rank: int = 0) -> Loaded
     net.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
     dev = resolve_device(device, local_rank)
     net = net.to(dev).eval()
-    return LoadedRun(cfg, task, task.denoiser(net), path, int(meta["step"]), dev)
+    embedded = meta.get(EMBEDDED_KEY)
+    return LoadedRun(cfg, task, task.denoiser(net), path, int(meta["step"]), dev, embedded)
+
+
+def _read_only_reason(run_dir: Path, loaded: LoadedRun) -> str | None:
+    """Why evaluation must not write into ``run_dir`` (None when it may)."""
+    if loaded.embedded is not None or is_embedded_dir(run_dir):
+        return "is an embedded default checkpoint"
+    if not os.access(run_dir, os.W_OK):
+        return "is not writable"
+    return None
 
 
 def apply_eval_overrides(cfg: DictConfig, cli_cfg: DictConfig, overrides: list[str]) -> DictConfig:
@@ -98,6 +133,9 @@ def evaluate_run(
 ) -> dict[str, Any] | None:
     """Evaluate the run's EMA model; write ``metrics.json`` and the model card's evaluation.
 
+    For an embedded default checkpoint or a run directory that is not writable, the metrics
+    go to ``out_dir`` only (which is then required): the run directory is left untouched.
+
     Under ``torchrun`` with ``trainer.distributed=true`` sampling is sharded: each rank draws
     its share of ``task.eval.n_samples`` from its own seed stream (``seed + rank``), rank 0
     gathers, scores and writes. Other ranks return ``None``.
@@ -109,12 +147,18 @@ def evaluate_run(
         cfg = apply_eval_overrides(loaded.cfg, cli_cfg, overrides)
         loaded.task.cfg = cfg
         label = loaded.task.evaluation_label()
+        read_only = _read_only_reason(run_dir, loaded)
+        if read_only and out_dir is None:
+            raise ValueError(f"{run_dir} {read_only}: nothing is written there; "
+                             "pass out=<dir> (sci-diffusion sample ... out=<dir>)")  # fmt: skip
         out_dir = out_dir or run_dir / "eval" / label.replace(", ", "_").replace(" steps", "")
         seed = int(cfg.task.eval.get("seed", 0)) + 1_000_003 * info.rank  # disjoint streams
         generator = torch.Generator(device=loaded.device).manual_seed(seed)
         if info.enabled and not loaded.task.sharded_evaluation:
-            raise ValueError(f"{cfg.task.name} evaluation runs on one process; run it without "
-                             "torchrun / trainer.distributed")
+            raise ValueError(
+                f"{cfg.task.name} evaluation runs on one process; run it without "
+                "torchrun / trainer.distributed"
+            )
         if not info.enabled:
             metrics = loaded.task.evaluate(loaded.denoiser, out_dir, generator, loaded.device)
         else:
@@ -128,10 +172,17 @@ def evaluate_run(
                 return None
             metrics = loaded.task.score(merged, out_dir)
             metrics["sampling_ranks"] = info.world_size
-        metrics = {"checkpoint": loaded.checkpoint.name, "step": loaded.step, **metrics}
+        head = {"checkpoint": loaded.checkpoint.name, "step": loaded.step}
+        if loaded.embedded is not None:
+            head["embedded_default"] = loaded.embedded
+        metrics = {**head, **metrics}
         write_json_atomic(out_dir / METRICS_FILE, metrics)
-        write_json_atomic(run_dir / METRICS_FILE, metrics)
-        update_model_card(run_dir, "evaluation", metrics, entry=label)
+        if read_only:
+            print(f"{run_dir} {read_only}: metrics written to {out_dir} only (its metrics.json "
+                  "and model card are left unchanged)")  # fmt: skip
+        else:
+            write_json_atomic(run_dir / METRICS_FILE, metrics)
+            update_model_card(run_dir, "evaluation", metrics, entry=label)
         return metrics
     finally:
         shutdown_distributed()
