@@ -12,23 +12,29 @@ Checks, in order (:data:`GATES`):
 3. ``connectedness`` — exactly one fragment (stray atoms and salts fail).
 4. ``elements`` — every atom in :attr:`GateConfig.allowed_elements`.
 5. ``charges`` — net charge within limits, ``|formal charge|`` per atom, radical electrons.
-6. ``alerts`` — RDKit ``FilterCatalog`` PAINS (A, B and C) and Brenk; each catalog rejects,
+6. ``geometry_3d`` — for a molecule carrying 3D coordinates, the plausibility checks of
+   :mod:`sci_diffusion.chem.plausibility` (PoseBusters' molecule checks: bond lengths and
+   angles within distance-geometry bounds, no internal clash, flat aromatic rings and C=C, UFF
+   energy ratio against ETKDG conformers). A molecule without 3D coordinates is ``skipped``
+   here (:attr:`GateConfig.geometry_3d` ``"auto"``, the default) or fails (``"require"``).
+7. ``alerts`` — RDKit ``FilterCatalog`` PAINS (A, B and C) and Brenk; each catalog rejects,
    only records, or is off (:attr:`GateConfig.pains`, :attr:`GateConfig.brenk`).
-7. ``properties`` — :mod:`sci_diffusion.chem.properties` with the configured thresholds.
-8. ``duplicates`` — within the batch, by canonical SMILES or InChIKey; the first occurrence
+8. ``properties`` — :mod:`sci_diffusion.chem.properties` with the configured thresholds.
+9. ``duplicates`` — within the batch, by canonical SMILES or InChIKey; the first occurrence
    among the molecules reaching this check passes.
-9. ``novelty`` — canonical SMILES against an optional training set; records ``novel``; rejects
+10. ``novelty`` — canonical SMILES against an optional training set; records ``novel``; rejects
    non-novel molecules only if :attr:`GateConfig.reject_non_novel`.
-10. ``deny_list`` — user SMARTS substructures and exact compounds (InChIKey or SMILES).
+11. ``deny_list`` — user SMARTS substructures and exact compounds (InChIKey or SMILES).
 
 After the first failing check the later ones are ``skipped``. Two kinds of values are computed
 beyond that point on purpose, for the analysis of rejects: canonical SMILES / InChIKey for every
 molecule that sanitized, and the properties when :attr:`GateConfig.properties_for_rejected` is
-true (their *gate* still reads ``skipped``). A molecule whose checks all pass is
-``in_silico_screened``; one that passed checks 1-5 is a ``valid_structure``; any other is
+true (their *gate* still reads ``skipped``). A molecule whose checks all pass
+(``novelty`` may be skipped without a training set, ``geometry_3d`` without coordinates) is
+``in_silico_screened``; one that passed checks 1-6 is a ``valid_structure``; any other is
 ``generated``. That vocabulary never claims a molecule was synthesized or assayed.
 
-Checks 1-7 and the deny-list match are per molecule and run in worker processes; duplicates and
+Checks 1-8 and the deny-list match are per molecule and run in worker processes; duplicates and
 novelty are batch-level and run afterwards in the calling process. Records keep input order.
 """
 
@@ -58,6 +64,7 @@ GATES: tuple[str, ...] = (
     "connectedness",
     "elements",
     "charges",
+    "geometry_3d",
     "alerts",
     "properties",
     "duplicates",
@@ -66,8 +73,13 @@ GATES: tuple[str, ...] = (
 )
 """Check names, in the order they run."""
 
-STRUCTURE_GATES: tuple[str, ...] = GATES[:5]
+STRUCTURE_GATES: tuple[str, ...] = GATES[:6]
 """Checks whose passing makes a ``valid_structure``."""
+PER_MOLECULE_GATES: tuple[str, ...] = GATES[: GATES.index("duplicates")]
+"""Checks run per molecule in worker processes (the rest need the whole batch)."""
+SKIPPABLE_GATES: tuple[str, ...] = ("geometry_3d", "novelty")
+"""Checks that may read ``skipped`` in a candidate: no coordinates, no training set."""
+GEOMETRY_MODES: tuple[str, ...] = ("auto", "require", "off")
 
 PASS, FAIL, SKIPPED = "pass", "fail", "skipped"
 OUTCOMES: tuple[str, ...] = (PASS, FAIL, SKIPPED)
@@ -146,6 +158,12 @@ class GateConfig:
     properties_for_rejected
         Compute properties also for sanitized molecules rejected earlier, for analysis
         (default true; the ``properties`` gate still reads ``skipped`` for them).
+    geometry_3d
+        ``"auto"`` (default): run the 3D plausibility checks on molecules with a 3D conformer,
+        skip the others; ``"require"``: a molecule without 3D coordinates fails; ``"off"``.
+    geometry_3d_options
+        Thresholds of :class:`~sci_diffusion.chem.plausibility.PlausibilityConfig` to change
+        (default none: PoseBusters' ``mol`` values, 10 ETKDG conformers for the energy).
     """
 
     allowed_elements: frozenset[str] = DRUG_LIKE_ELEMENTS
@@ -170,6 +188,8 @@ class GateConfig:
     deny_smarts: tuple[str, ...] = ()
     deny_compounds: tuple[str, ...] = ()
     properties_for_rejected: bool = True
+    geometry_3d: str = "auto"
+    geometry_3d_options: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -218,6 +238,8 @@ class GateConfig:
             value = getattr(self, f.name)
             if isinstance(value, frozenset):
                 value = sorted(value)
+            elif f.name == "geometry_3d_options":
+                value = dict(value)
             elif isinstance(value, tuple):
                 value = list(value)
             out[f.name] = value
@@ -247,6 +269,8 @@ _FIELD_KINDS: dict[str, str] = {
     "deny_smarts": "smarts",
     "deny_compounds": "compounds",
     "properties_for_rejected": "bool",
+    "geometry_3d": "geometry",
+    "geometry_3d_options": "plausibility",
 }
 
 
@@ -306,6 +330,19 @@ def _validated(name: str, kind: str, value: Any) -> Any:
         return patterns
     if kind == "compounds":
         return tuple(_deny_key(name, entry) for entry in _string_list(name, value))
+    if kind == "geometry":
+        if value not in GEOMETRY_MODES:
+            raise _bad(name, " or ".join(map(repr, GEOMETRY_MODES)), value)
+        return value
+    if kind == "plausibility":
+        from .plausibility import PlausibilityConfig
+
+        items = dict(value) if isinstance(value, (Mapping, tuple, list)) else value
+        try:
+            PlausibilityConfig.from_dict(items)
+        except ValueError as err:
+            raise GateConfigError(f"gate config: {name}: {err}") from None
+        return tuple(sorted(items.items()))  # hashable: configs key a per-process cache
     raise AssertionError(kind)
 
 
@@ -412,7 +449,7 @@ class MoleculeRecord:
         Not in the training set (``None`` without a training set or a canonical SMILES).
     mol_binary
         ``Chem.Mol.ToBinary()`` of the sanitized molecule as given (hydrogens and conformers
-        kept) for molecules that passed checks 1-7; ``None`` otherwise.
+        kept) for molecules that passed checks 1-8; ``None`` otherwise.
     """
 
     index: int
@@ -436,7 +473,7 @@ class MoleculeRecord:
 
 
 # --------------------------------------------------------------------------------------------
-# Per-molecule checks 1-7 and the deny-list match (run in worker processes)
+# Per-molecule checks 1-8 and the deny-list match (run in worker processes)
 
 
 def alert_catalog(name: str) -> FilterCatalog.FilterCatalog:
@@ -469,7 +506,7 @@ class _Pending:
 
 
 class _Checker:
-    """Checks 1-7 plus the deny-list match for one config; one instance per process."""
+    """Checks 1-8 plus the deny-list match for one config; one instance per process."""
 
     def __init__(self, config: GateConfig) -> None:
         self.config = config
@@ -477,13 +514,14 @@ class _Checker:
         self.brenk = alert_catalog("BRENK") if config.brenk != "off" else None
         self.deny_patterns = [(s, Chem.MolFromSmarts(s)) for s in config.deny_smarts]
         self.deny_compounds = frozenset(config.deny_compounds)
+        self.plausibility = _plausibility_config(config)
         sascorer()  # load the SA fragment table now (shared by forked workers)
 
     def check(self, kind: str, payload: Any) -> _Pending:
-        """Checks 1-7 on one encoded input (see :func:`_encode`); :meth:`identify` completes it.
+        """Checks 1-8 on one encoded input (see :func:`_encode`); :meth:`identify` completes it.
 
         The fields are ``[input_smiles, canonical_smiles, inchikey, outcomes, properties,
-        mol_binary, deny_outcome]``, outcomes as ``(status, reason, values)`` for checks 1-7.
+        mol_binary, deny_outcome]``, outcomes as ``(status, reason, values)`` for checks 1-8.
         """
         outcomes: list[tuple[str, str, dict[str, Any]]] = []
         fields: list[Any] = [payload if kind == "smiles" else None, None, None, outcomes, {}]
@@ -505,19 +543,19 @@ class _Checker:
         atoms = [
             (a.GetSymbol(), a.GetFormalCharge(), a.GetNumRadicalElectrons()) for a in mol.GetAtoms()
         ]
-        for gate in (self._connectedness, self._elements, self._charges):
-            if outcomes[-1][0] != PASS:
+        for gate in (self._connectedness, self._elements, self._charges, self._geometry):
+            if not _acceptable(len(outcomes) - 1, outcomes[-1]):
                 break
             outcomes.append(gate(mol, atoms))
-        if all(o[0] == PASS for o in outcomes):
+        if _all_acceptable(outcomes):
             outcomes.append(self._alerts(heavy))
         error = ""
-        reached = all(o[0] == PASS for o in outcomes)
+        reached = _all_acceptable(outcomes)
         if reached or self.config.properties_for_rejected:
             fields[4], error = _safe_properties(mol)
         if reached:
             outcomes.append(self._properties(fields[4], error))
-        if all(o[0] == PASS for o in outcomes):
+        if _all_acceptable(outcomes):
             fields[5] = mol.ToBinary()
         return _Pending(fields, heavy)
 
@@ -528,6 +566,26 @@ class _Checker:
             fields[2] = Chem.MolToInchiKey(heavy) or None
             fields[6] = self._deny(heavy, fields[1], fields[2])
         return tuple(fields)
+
+    def _geometry(self, mol: Chem.Mol, _: list[Atom]) -> tuple[str, str, dict[str, Any]]:
+        mode = self.config.geometry_3d
+        if mode == "off":
+            return SKIPPED, "off (gate config geometry_3d)", {}
+        if not any(c.Is3D() for c in mol.GetConformers()):
+            if mode == "require":
+                return FAIL, "no 3D coordinates (geometry_3d: require)", {}
+            return SKIPPED, "no 3D coordinates", {}
+        from .plausibility import PLAUSIBILITY_CHECKS, check_plausibility
+
+        result = check_plausibility(mol, self.plausibility)
+        values = {k: v for k, v in result.items() if v is not None and k != "plausible"}
+        if result["plausible"]:
+            return PASS, "", values
+        failed = [c for c in PLAUSIBILITY_CHECKS if result.get(c) is False]
+        reason = ", ".join(failed) or "could not be checked"
+        if result.get("error"):
+            reason += f" ({result['error']})"
+        return FAIL, reason, values
 
     def _connectedness(self, mol: Chem.Mol, _: list[Atom]) -> tuple[str, str, dict[str, Any]]:
         fragments = len(Chem.GetMolFrags(mol))
@@ -671,6 +729,21 @@ def _safe_properties(mol: Chem.Mol) -> tuple[dict[str, float | int], str]:
 
 
 @functools.lru_cache(maxsize=4)
+def _plausibility_config(config: GateConfig) -> Any:
+    from .plausibility import PlausibilityConfig
+
+    return PlausibilityConfig.from_dict(dict(config.geometry_3d_options))
+
+
+def _acceptable(position: int, outcome: tuple[str, str, dict[str, Any]]) -> bool:
+    """Whether the check at ``position`` of :data:`GATES` lets a molecule go on."""
+    return outcome[0] == PASS or (outcome[0] == SKIPPED and GATES[position] in SKIPPABLE_GATES)
+
+
+def _all_acceptable(outcomes: Sequence[tuple[str, str, dict[str, Any]]]) -> bool:
+    return all(_acceptable(i, o) for i, o in enumerate(outcomes))
+
+
 def _checker_for(config: GateConfig) -> _Checker:
     return _Checker(config)
 
@@ -843,12 +916,13 @@ def _batch_checks(
     config: GateConfig,
     training: Collection[str] | None,
 ) -> None:
-    """Checks 8-10 in order, on the records that passed checks 1-7."""
+    """Checks 9-11 in order, on the records that passed checks 1-8."""
     first_seen: dict[str, MoleculeRecord] = {}
     for record, result in zip(records, partial, strict=True):
         if training is not None and record.canonical_smiles is not None:
             record.novel = record.canonical_smiles not in training
-        if len(record.gates) < 7 or any(g.status != PASS for g in record.gates.values()):
+        per_molecule = [record.gates.get(g) for g in PER_MOLECULE_GATES]
+        if any(o is None or not _acceptable(i, (o.status,)) for i, o in enumerate(per_molecule)):
             continue
         record.gates["duplicates"] = _duplicate_outcome(record, first_seen, config)
         if record.gates["duplicates"].status == PASS:
@@ -890,15 +964,16 @@ def _finalize(record: MoleculeRecord) -> None:
             reason = f"not checked: failed {failed}" if failed else "not checked"
             record.gates[gate] = GateOutcome(SKIPPED, reason, {})
     record.gates = {gate: record.gates[gate] for gate in GATES}
-    # Novelty alone may be skipped (no training set); every other check must have run and passed.
+    # Only SKIPPABLE_GATES may be skipped (no training set, no 3D coordinates); every other
+    # check must have run and passed.
     record.passed = failed is None and all(
-        record.gates[g].status == PASS for g in GATES if g != "novelty"
+        _acceptable(i, (record.gates[g].status,)) for i, g in enumerate(GATES)
     )
     record.failed_gate = failed
     record.failure_reason = record.gates[failed].reason if failed else None
     if record.passed:
         record.validation_status = IN_SILICO_SCREENED
-    elif all(record.gates[g].status == PASS for g in STRUCTURE_GATES):
+    elif all(_acceptable(i, (record.gates[g].status,)) for i, g in enumerate(STRUCTURE_GATES)):
         record.validation_status = VALID_STRUCTURE
     else:
         record.validation_status = GENERATED

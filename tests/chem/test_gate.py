@@ -15,6 +15,7 @@ from rdkit.Chem import AllChem
 from sci_diffusion.bench.screen import moses_smiles, qm9_smiles
 from sci_diffusion.chem.gate import (
     GATES,
+    SKIPPABLE_GATES,
     GateConfig,
     GateConfigError,
     MoleculeRecord,
@@ -44,15 +45,20 @@ def assert_fails_at(record: MoleculeRecord, gate: str, reason_part: str) -> None
     assert record.failed_gate == gate, (record.failed_gate, record.failure_reason)
     assert reason_part in (record.failure_reason or "")
     position = GATES.index(gate)
-    before = [s for g, s in zip(GATES[:position], statuses(record), strict=False) if g != "novelty"]
-    assert before == ["pass"] * len(before)  # novelty is skipped without a training set
+    before = [
+        s for g, s in zip(GATES[:position], statuses(record), strict=False)
+        if g not in SKIPPABLE_GATES
+    ]  # fmt: skip
+    assert before == ["pass"] * len(before)  # novelty / geometry_3d: no training set, no 3D
     assert statuses(record)[position + 1 :] == ["skipped"] * (len(GATES) - position - 1)
 
 
 def test_a_clean_molecule_passes_every_check() -> None:
     record = one(PARACETAMOL)
     assert record.passed and record.validation_status == "in_silico_screened"
-    assert statuses(record) == ["pass"] * 8 + ["skipped", "pass"]  # novelty: no training set
+    # geometry_3d: a SMILES has no 3D coordinates; novelty: no training set
+    assert statuses(record) == ["pass"] * 5 + ["skipped"] + ["pass"] * 3 + ["skipped", "pass"]
+    assert record.gates["geometry_3d"].reason == "no 3D coordinates"
     assert record.gates["novelty"].reason == "no training set given"
     assert record.canonical_smiles == PARACETAMOL
     assert record.inchikey == Chem.MolToInchiKey(Chem.MolFromSmiles(PARACETAMOL))
@@ -323,3 +329,46 @@ def test_an_unexpected_error_is_recorded_for_that_molecule_only() -> None:
     result = _guarded(Failing(GateConfig()).check, "smiles", "CCO")
     reason = "unexpected RDKit error while checking: RuntimeError: Invariant Violation"
     assert result[3] == [("fail", reason, {})]
+
+
+# ---------------------------------------------------------------------------- 3D geometry
+def _qm9_3d(index: int = 0) -> Chem.Mol:
+    """A QM9 test molecule with explicit hydrogens at its DFT geometry (bonds from the SMILES,
+    atoms aligned with the geometry by chem.structures)."""
+    from sci_diffusion.chem.data import load_qm9
+    from sci_diffusion.chem.featurize import QM9_H_VOCAB, graph_to_mol
+    from sci_diffusion.chem.reconstruct import with_conformer
+    from sci_diffusion.chem.structures import align_record
+
+    atoms, charges, bonds, positions = align_record(load_qm9("test", limit=index + 1)[index],
+                                                    QM9_H_VOCAB)  # fmt: skip
+    return with_conformer(graph_to_mol(atoms, charges, bonds, QM9_H_VOCAB), positions)
+
+
+def test_geometry_3d_checks_molecules_with_coordinates() -> None:
+    good = _qm9_3d()
+    bad = Chem.Mol(good)
+    conf = bad.GetConformer()
+    bond = bad.GetBondWithIdx(0)
+    i, j = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
+    far = conf.GetAtomPosition(j) + (conf.GetAtomPosition(j) - conf.GetAtomPosition(i)) * 0.8
+    conf.SetAtomPosition(j, far)  # bond 0 stretched to 1.8x its length
+    ok, stretched, flat = run_gate([good, bad, "CCO"], processes=1)
+    assert ok.gates["geometry_3d"].status == "pass", ok.gates["geometry_3d"]
+    assert ok.passed and ok.mol().GetConformer().Is3D()  # the candidate keeps its coordinates
+    assert_fails_at(stretched, "geometry_3d", "bond_lengths")
+    assert stretched.validation_status == "generated"  # 3D-implausible: not a valid structure
+    assert flat.gates["geometry_3d"].status == "skipped" and flat.passed
+
+
+def test_geometry_3d_modes_and_options() -> None:
+    required = one("CCO", GateConfig(geometry_3d="require"))
+    assert_fails_at(required, "geometry_3d", "no 3D coordinates")
+    off = run_gate([_qm9_3d()], config=GateConfig(geometry_3d="off"), processes=1)[0]
+    assert off.gates["geometry_3d"].status == "skipped" and off.passed
+    config = GateConfig.from_dict({"geometry_3d_options": {"n_conformers": 0}})
+    assert config.to_dict()["geometry_3d_options"] == {"n_conformers": 0}
+    with pytest.raises(GateConfigError, match="unknown plausibility config key"):
+        GateConfig.from_dict({"geometry_3d_options": {"conformers": 3}})
+    with pytest.raises(GateConfigError, match="geometry_3d must be"):
+        GateConfig(geometry_3d="maybe")
