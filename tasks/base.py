@@ -57,6 +57,8 @@ class Task(ABC):
     conditioning: str = "none"
     #: whether ``generate`` + ``score`` is this task's evaluation (so it can be sharded).
     sharded_evaluation: bool = True
+    #: SHA-256 prefix of the evaluated weights, set when a checkpoint is loaded (provenance).
+    model_fingerprint: str | None = None
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg

@@ -223,7 +223,8 @@ class MoleculeGraphTask(Task):
         gate_metrics = write_outputs(
             out_dir, records, extra_metrics=extra,
             provenance_fields=provenance(
-                model_fingerprint=self.data_info().fingerprint, sampler=sampler["sampler"],
+                model_fingerprint=self.model_fingerprint or "unknown (no checkpoint loaded)",
+                sampler=sampler["sampler"],
                 steps=sampler["steps"], seed=int(self.cfg.task.eval.seed),
             ),
         )  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from dataclasses import dataclass
@@ -69,11 +70,23 @@ def load_run(run_dir: Path, device: str = "auto", local_rank: int = 0) -> Loaded
     task = build_task(cfg)
     net = task.build_network()
     prefix = "ema."
-    net.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
+    weights = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    net.load_state_dict(weights)
+    task.model_fingerprint = weights_fingerprint(weights)
     dev = resolve_device(device, local_rank)
     net = net.to(dev).eval()
     embedded = meta.get(EMBEDDED_KEY)
     return LoadedRun(cfg, task, task.denoiser(net), path, int(meta["step"]), dev, embedded)
+
+
+def weights_fingerprint(weights: dict[str, Tensor]) -> str:
+    """SHA-256 (first 16 hex digits) of the evaluated weights, names and bytes in name order:
+    the same model gives the same fingerprint in a full and in an exported checkpoint."""
+    digest = hashlib.sha256()
+    for name in sorted(weights):
+        digest.update(name.encode())
+        digest.update(weights[name].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _read_only_reason(run_dir: Path, loaded: LoadedRun) -> str | None:

@@ -52,6 +52,10 @@ def test_sample_writes_3d_candidates_and_metrics(run: Path, tmp_path: Path) -> N
                 "atom_stability", "mol_stability", "sampler", "steps", "gates"):  # fmt: skip
         assert key in metrics, key
     assert metrics["n_samples"] == 24 and metrics["sampler"] == "ddpm"
+    from sci_diffusion.train.evaluate import load_run
+
+    fingerprint = metrics["provenance"]["model_fingerprint"]  # of the EMA weights sampled
+    assert fingerprint == load_run(run).task.model_fingerprint and len(fingerprint) == 16
     assert (metrics["mol_stability"] is not None) == explicit_h
     assert ("from_coordinates" in metrics) == explicit_h
     if explicit_h:
