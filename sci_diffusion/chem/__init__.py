@@ -11,4 +11,10 @@ Nothing here is imported by :mod:`sci_diffusion.core`. Submodules:
 * :mod:`.outputs`, :mod:`.screen` — candidates/rejected/metrics files; ``sci-diffusion screen``.
 * :mod:`.metrics`, :mod:`.moses_metrics` — validity (literature and strict), uniqueness,
   novelty, EDM stability, MOSES metrics.
+* :mod:`.structures` — QM9 3D graphs: the SMILES's graph at the DFT geometry, aligned by
+  isomorphism.
+* :mod:`.reconstruct` — molecules from 3D coordinates (RDKit ``DetermineBonds``, EDM's
+  distance table).
+* :mod:`.plausibility` — 3D plausibility checks (PoseBusters' molecule checks), used by the
+  gate's ``geometry_3d`` check.
 """
