@@ -115,14 +115,8 @@ class Molecule3DTask(MoleculeGraphTask):
         self, denoiser: Denoiser, n: int, generator: torch.Generator, device: torch.device
     ) -> dict[str, Tensor]:
         """``n`` molecules: ``pos`` (n, N, 3), class indices, ``node_mask`` (CPU tensors)."""
-        stats, space = self.data().stats, self.space()
-        seed = int(torch.randint(2**31, (1,), generator=generator, device=generator.device))
-        counts = torch.multinomial(stats.node_counts.double(), n, replacement=True,
-                                   generator=torch.Generator().manual_seed(seed))  # fmt: skip
-        n_max = int(stats.max_nodes)
-        mask = (torch.arange(n_max)[None] < counts[:, None]).to(device)
-        pair = mask[:, :, None] & mask[:, None, :] & ~torch.eye(n_max, dtype=torch.bool,
-                                                                  device=device)[None]  # fmt: skip
+        space = self.space()
+        mask, pair = self.sample_masks(n, generator, device)
         masks = {POS_KEY: mask, "atoms": mask, "charges": mask}
         if self.with_bonds:
             masks[EDGE_KEY] = pair
@@ -134,7 +128,7 @@ class Molecule3DTask(MoleculeGraphTask):
         out = run_sampler(denoiser, space, x, self.cfg.sampler, generator, mask=masks)
         samples = {k: out[k].argmax(-1).cpu() for k in masks if k != POS_KEY}
         if not self.with_bonds:
-            samples[EDGE_KEY] = torch.zeros(n, n_max, n_max, dtype=torch.long)
+            samples[EDGE_KEY] = torch.zeros(pair.shape, dtype=torch.long)
         samples[POS_KEY] = out[POS_KEY].float().cpu()
         samples["node_mask"] = mask.cpu()
         return samples

@@ -148,19 +148,27 @@ class MoleculeGraphTask(Task):
         return Batch(x0, mask=masks)
 
     # -- sampling and evaluation ----------------------------------------------------------
-    def generate(
-        self, denoiser: Denoiser, n: int, generator: torch.Generator, device: torch.device
-    ) -> dict[str, Tensor]:
-        """``n`` graphs: class indices (n, N) / (n, N, N) and node masks, CPU tensors."""
-        stats, space = self.data().stats, self.space()
+    def sample_masks(
+        self, n: int, generator: torch.Generator, device: torch.device
+    ) -> tuple[Tensor, Tensor]:
+        """Node masks (n, N) for node counts drawn from the training histogram, and the pair
+        masks (n, N, N) of their real off-diagonal pairs."""
+        stats = self.data().stats
         # Node counts on the CPU (multinomial), seeded from the sampling generator's stream.
         seed = int(torch.randint(2**31, (1,), generator=generator, device=generator.device))
         cpu = torch.Generator().manual_seed(seed)
         counts = torch.multinomial(stats.node_counts.double(), n, replacement=True, generator=cpu)
         n_max = int(stats.max_nodes)
         mask = (torch.arange(n_max)[None] < counts[:, None]).to(device)
-        pair = mask[:, :, None] & mask[:, None, :] & ~torch.eye(n_max, dtype=torch.bool,
-                                                                  device=device)[None]  # fmt: skip
+        eye = torch.eye(n_max, dtype=torch.bool, device=device)
+        return mask, mask[:, :, None] & mask[:, None, :] & ~eye[None]
+
+    def generate(
+        self, denoiser: Denoiser, n: int, generator: torch.Generator, device: torch.device
+    ) -> dict[str, Tensor]:
+        """``n`` graphs: class indices (n, N) / (n, N, N) and node masks, CPU tensors."""
+        space = self.space()
+        mask, pair = self.sample_masks(n, generator, device)
         masks = {"atoms": mask, "charges": mask, EDGE_KEY: pair}
         x = {k: space[k].prior((n, *m.shape[1:], space[k].num_classes), m, generator=generator,
                                device=device) for k, m in masks.items()}  # fmt: skip
