@@ -323,8 +323,9 @@ def test_truncated_checkpoints_are_refused(tmp_path: Path) -> None:
     assert out.returncode == 2, out.stdout
     assert "Traceback" not in out.stderr
     last_line = out.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("error: ") and "no valid checkpoint" in last_line, out.stderr
-    assert "truncated" in out.stderr  # the skipped files are named, with the reason
+    # The error names the folder and the newest file's own reason (not just "train first").
+    assert last_line.startswith("error: ") and "passes verification" in last_line, out.stderr
+    assert "truncated" in last_line
 
     out = run_cli(["train", f"resume={run_dir}", "trainer.max_steps=30"], tmp_path)
     assert out.returncode == 2
