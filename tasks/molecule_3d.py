@@ -165,7 +165,10 @@ class Molecule3DTask(MoleculeGraphTask):
             symbols = [vocab.atoms[a] for a in samples["atoms"][i][keep].tolist()]
             charges = [vocab.charges[c] for c in samples["charges"][i][keep].tolist()]
             positions = samples[POS_KEY][i][keep].double().numpy()
-            rdkit_mols.append(mol_from_determine_bonds(symbols, positions, sum(charges))[0])
+            # Bounded search: xyz2mol's bond-order search can be exponential on the dense
+            # contact graphs of poor generated geometries (a bounded miss is a failure).
+            rdkit_mols.append(mol_from_determine_bonds(symbols, positions, sum(charges),
+                                                       max_iterations=10_000)[0])  # fmt: skip
             edm_mols.append(mol_from_edm_distances(symbols, positions, charges))
         return {
             name: molecule_metrics(mols, training, True, training_is_canonical=True)
