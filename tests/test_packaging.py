@@ -51,3 +51,8 @@ def test_wheel_contents(tmp_path: Path) -> None:
     assert "sci_diffusion/py.typed" in names
     for package in _declared_packages():
         assert package.replace(".", "/") + "/__init__.py" in names
+    # Embedded default checkpoints ship whole: config, model card and the checkpoint itself.
+    embedded = [p for p in (ROOT / "sci_diffusion" / "embedded").rglob("*") if p.is_file()]
+    assert any(p.suffix == ".safetensors" for p in embedded)
+    for path in embedded:
+        assert path.relative_to(ROOT).as_posix() in names, path
