@@ -56,6 +56,7 @@ from typing import Any
 from rdkit import Chem, rdBase
 from rdkit.Chem import FilterCatalog
 
+from .plausibility import PLAUSIBILITY_CHECKS, PlausibilityConfig, check_plausibility
 from .properties import PROPERTY_NAMES, compute_properties, sascorer, without_hydrogens
 
 GATES: tuple[str, ...] = (
@@ -335,8 +336,6 @@ def _validated(name: str, kind: str, value: Any) -> Any:
             raise _bad(name, " or ".join(map(repr, GEOMETRY_MODES)), value)
         return value
     if kind == "plausibility":
-        from .plausibility import PlausibilityConfig
-
         items = dict(value) if isinstance(value, (Mapping, tuple, list)) else value
         try:
             PlausibilityConfig.from_dict(items)
@@ -514,7 +513,7 @@ class _Checker:
         self.brenk = alert_catalog("BRENK") if config.brenk != "off" else None
         self.deny_patterns = [(s, Chem.MolFromSmarts(s)) for s in config.deny_smarts]
         self.deny_compounds = frozenset(config.deny_compounds)
-        self.plausibility = _plausibility_config(config)
+        self.plausibility = PlausibilityConfig.from_dict(dict(config.geometry_3d_options))
         sascorer()  # load the SA fragment table now (shared by forked workers)
 
     def check(self, kind: str, payload: Any) -> _Pending:
@@ -544,7 +543,7 @@ class _Checker:
             (a.GetSymbol(), a.GetFormalCharge(), a.GetNumRadicalElectrons()) for a in mol.GetAtoms()
         ]
         for gate in (self._connectedness, self._elements, self._charges, self._geometry):
-            if not _acceptable(len(outcomes) - 1, outcomes[-1]):
+            if not _acceptable(GATES[len(outcomes) - 1], outcomes[-1][0]):
                 break
             outcomes.append(gate(mol, atoms))
         if _all_acceptable(outcomes):
@@ -575,8 +574,6 @@ class _Checker:
             if mode == "require":
                 return FAIL, "no 3D coordinates (geometry_3d: require)", {}
             return SKIPPED, "no 3D coordinates", {}
-        from .plausibility import PLAUSIBILITY_CHECKS, check_plausibility
-
         result = check_plausibility(mol, self.plausibility)
         values = {k: v for k, v in result.items() if v is not None and k != "plausible"}
         if result["plausible"]:
@@ -729,19 +726,13 @@ def _safe_properties(mol: Chem.Mol) -> tuple[dict[str, float | int], str]:
 
 
 @functools.lru_cache(maxsize=4)
-def _plausibility_config(config: GateConfig) -> Any:
-    from .plausibility import PlausibilityConfig
-
-    return PlausibilityConfig.from_dict(dict(config.geometry_3d_options))
-
-
-def _acceptable(position: int, outcome: tuple[str, str, dict[str, Any]]) -> bool:
-    """Whether the check at ``position`` of :data:`GATES` lets a molecule go on."""
-    return outcome[0] == PASS or (outcome[0] == SKIPPED and GATES[position] in SKIPPABLE_GATES)
+def _acceptable(gate: str, status: str) -> bool:
+    """Whether ``status`` of ``gate`` lets a molecule go on (pass, or a skippable skip)."""
+    return status == PASS or (status == SKIPPED and gate in SKIPPABLE_GATES)
 
 
 def _all_acceptable(outcomes: Sequence[tuple[str, str, dict[str, Any]]]) -> bool:
-    return all(_acceptable(i, o) for i, o in enumerate(outcomes))
+    return all(_acceptable(GATES[i], o[0]) for i, o in enumerate(outcomes))
 
 
 def _checker_for(config: GateConfig) -> _Checker:
@@ -921,8 +912,8 @@ def _batch_checks(
     for record, result in zip(records, partial, strict=True):
         if training is not None and record.canonical_smiles is not None:
             record.novel = record.canonical_smiles not in training
-        per_molecule = [record.gates.get(g) for g in PER_MOLECULE_GATES]
-        if any(o is None or not _acceptable(i, (o.status,)) for i, o in enumerate(per_molecule)):
+        if any(g not in record.gates or not _acceptable(g, record.gates[g].status)
+               for g in PER_MOLECULE_GATES):  # fmt: skip
             continue
         record.gates["duplicates"] = _duplicate_outcome(record, first_seen, config)
         if record.gates["duplicates"].status == PASS:
@@ -967,13 +958,13 @@ def _finalize(record: MoleculeRecord) -> None:
     # Only SKIPPABLE_GATES may be skipped (no training set, no 3D coordinates); every other
     # check must have run and passed.
     record.passed = failed is None and all(
-        _acceptable(i, (record.gates[g].status,)) for i, g in enumerate(GATES)
+        _acceptable(g, record.gates[g].status) for g in GATES
     )
     record.failed_gate = failed
     record.failure_reason = record.gates[failed].reason if failed else None
     if record.passed:
         record.validation_status = IN_SILICO_SCREENED
-    elif all(_acceptable(i, (record.gates[g].status,)) for i, g in enumerate(STRUCTURE_GATES)):
+    elif all(_acceptable(g, record.gates[g].status) for g in STRUCTURE_GATES):
         record.validation_status = VALID_STRUCTURE
     else:
         record.validation_status = GENERATED
