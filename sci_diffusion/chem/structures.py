@@ -35,6 +35,7 @@ from .featurize import (
     _problem,
     mol_to_graph,
 )
+from .reconstruct import _atoms_with_conformer
 
 __all__ = ["align_record", "qm9_structures"]
 
@@ -48,23 +49,14 @@ STRUCTURES_VERSION = 1
 COVALENT_FACTORS = (1.3, 1.2, 1.15, 1.1)
 
 
-def _xyz_connectivity(elements: np.ndarray, positions: np.ndarray, cov_factor: float) -> Chem.Mol:
-    lines = [str(len(elements)), ""]
-    lines += [f"{e} {x:.6f} {y:.6f} {z:.6f}" for e, (x, y, z) in zip(elements, positions,
-                                                                     strict=True)]  # fmt: skip
-    mol = Chem.MolFromXYZBlock("\n".join(lines) + "\n")
-    if mol is None:
-        raise FeaturizationError("RDKit cannot read the XYZ geometry")
-    rdDetermineBonds.DetermineConnectivity(mol, useVdw=True, covFactor=cov_factor)
-    return mol
-
-
 def _match_geometry(skeleton: Chem.Mol, record: QM9Record) -> tuple[int, ...]:
     """Geometry index of each SMILES atom: the first covalent factor whose contacts are
     exactly the SMILES's bonds (an isomorphism, so no bond is borrowed from a contact)."""
+    atoms = _atoms_with_conformer(record.elements, record.positions, no_implicit=True)
     counts = []
     for factor in COVALENT_FACTORS:
-        geometry = _xyz_connectivity(record.elements, record.positions, factor)
+        geometry = Chem.Mol(atoms)  # DetermineConnectivity replaces any bonds it finds
+        rdDetermineBonds.DetermineConnectivity(geometry, useVdw=True, covFactor=factor)
         counts.append(geometry.GetNumBonds())
         if counts[-1] == skeleton.GetNumBonds():
             match = geometry.GetSubstructMatch(skeleton)
