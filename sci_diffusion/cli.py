@@ -305,6 +305,7 @@ def _sample_embedded(args: list[str]) -> int:
 def cmd_export(args: list[str]) -> int:
     from sci_diffusion.train.checkpoint import list_checkpoints
     from sci_diffusion.train.embedded import checkpoint_bytes, export_embedded
+    from sci_diffusion.train.rundir import CHECKPOINT_DIR
 
     keys = {"run": "train run dir", "task": "the run's task (a check)", "force": "true|false",
             "out": "destination (default: sci_diffusion/embedded/<task>)"}  # fmt: skip
@@ -317,7 +318,7 @@ def cmd_export(args: list[str]) -> int:
     run_dir = Path(opts["run"])
     dest = export_embedded(run_dir, Path(opts["out"]) if opts.get("out") else None,
                            task=opts.get("task"), force=force == "true")  # fmt: skip
-    size, newest = checkpoint_bytes(dest), list_checkpoints(run_dir / "checkpoints")[-1]
+    size, newest = checkpoint_bytes(dest), list_checkpoints(run_dir / CHECKPOINT_DIR)[-1]
     hint = (
         "" if opts.get("out") else f"; try: sci-diffusion sample task={dest.name} n=100 out=<dir>"
     )
