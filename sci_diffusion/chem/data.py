@@ -467,10 +467,40 @@ def parse_smiles(smiles: str) -> tuple[Chem.Mol | None, str | None]:
     return (None, reason) if reason else (mol, None)
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", errors="replace")
-    return path.open(encoding="utf-8-sig", errors="replace")
+# ------------------------------------------------------------------- user files: raw records
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One molecule's text as a SMILES or SDF file holds it, before any parsing.
+
+    Shared by the sanitizing readers here and the screening reader (:mod:`.screen`, which leaves
+    parsing to the gate), so both see the same molecules at the same positions.
+
+    Attributes
+    ----------
+    line : int
+        1-based line of the SMILES, or the first line of the SDF record.
+    record : int or None
+        1-based SDF record number; None for a SMILES line.
+    text : str
+        The SMILES (empty if the line has none), or the SDF record's lines joined by ``"\\n"``.
+    name : str
+        The name column or the SDF title line, stripped; empty if there is none.
+    not_utf8 : bool
+        Some bytes were not UTF-8 and read as U+FFFD: lenient readers may keep the record,
+        strict ones reject it.
+    """
+
+    line: int
+    record: int | None
+    text: str
+    name: str
+    not_utf8: bool = False
+
+
+_BINARY_PEEK = 8192
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # what errors="surrogateescape" makes of a bad byte
 
 
 def _check_file(path: Path) -> None:
@@ -491,6 +521,23 @@ def _empty_error(path: Path, what: str) -> ValueError:
     )
 
 
+def _decoded_lines(path: Path) -> Iterator[tuple[int, str, bool]]:
+    """(line number, text without its newline, had non-UTF-8 bytes) for each line; bad bytes
+    read as U+FFFD and are flagged rather than failing the whole file."""
+    _check_file(path)
+    with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as handle:
+        if b"\0" in handle.read(_BINARY_PEEK):
+            raise ValueError(f"{path}: looks like a binary file, not SMILES or SDF text")
+        handle.seek(0)
+        text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="surrogateescape")
+        for number, line in enumerate(text, start=1):
+            line = line.rstrip("\r\n")
+            if _ESCAPED_BYTE.search(line) is None:
+                yield number, line, False
+            else:
+                yield number, line.encode(errors="surrogateescape").decode(errors="replace"), True
+
+
 def _header_columns(lowered: list[str]) -> tuple[int, int]:
     """(SMILES column, name column or -1) from a header row."""
     smiles_col = lowered.index("smiles")
@@ -500,30 +547,73 @@ def _header_columns(lowered: list[str]) -> tuple[int, int]:
     return smiles_col, (1 - smiles_col if len(lowered) == 2 else -1)
 
 
-def _smiles_rows(path: Path) -> Iterator[tuple[int, str, str]]:
-    """(line number, SMILES, name) for each non-blank, non-comment, non-header line."""
+def _smiles_records(path: Path) -> Iterator[RawRecord]:
+    """One record per non-blank, non-comment, non-header line (see :func:`read_smiles_file`)."""
     is_csv = ".csv" in path.suffixes
     smiles_col, name_col = 0, 1
     first = True
-    with _open_text(path) as f:
-        for number, raw in enumerate(f, start=1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            if is_csv:
-                cells = [c.strip() for c in next(csv.reader([line]))]
-            else:
-                cells = re.split(r"[\s,]+", line, maxsplit=1)
-            lowered = [c.lower() for c in cells]
-            # A header may only be the first content line ("SMILES" is not valid SMILES: no M).
-            if first and "smiles" in lowered:
-                smiles_col, name_col = _header_columns(lowered)
-                first = False
-                continue
+    for number, raw, not_utf8 in _decoded_lines(path):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if is_csv:
+            cells = [c.strip() for c in next(csv.reader([line]))]
+        else:
+            cells = re.split(r"[\s,]+", line, maxsplit=1)
+        lowered = [c.lower() for c in cells]
+        # A header may only be the first content line ("SMILES" is not valid SMILES: no M).
+        if first and "smiles" in lowered:
+            smiles_col, name_col = _header_columns(lowered)
             first = False
-            smiles = cells[smiles_col] if smiles_col < len(cells) else ""
-            name = cells[name_col] if 0 <= name_col < len(cells) else ""
-            yield number, smiles, name
+            continue
+        first = False
+        smiles = cells[smiles_col] if smiles_col < len(cells) else ""
+        name = cells[name_col] if 0 <= name_col < len(cells) else ""
+        yield RawRecord(number, None, smiles, name, not_utf8)
+
+
+def _sdf_record(record: int, start: int, lines: list[str], not_utf8: bool) -> RawRecord:
+    title = lines[0].strip() if lines else ""
+    return RawRecord(start, record, "\n".join(lines), title, not_utf8)
+
+
+def _sdf_records(path: Path) -> Iterator[RawRecord]:
+    """One record per ``$$$$``-terminated block (a blank one too: it is counted and reported)."""
+    record, start, lines, not_utf8 = 1, 1, [], False
+    for number, line, bad in _decoded_lines(path):
+        if line.strip() == "$$$$":
+            yield _sdf_record(record, start, lines, not_utf8)
+            record, start, lines, not_utf8 = record + 1, number + 1, [], False
+        else:
+            lines.append(line)
+            not_utf8 = not_utf8 or bad
+    if any(line.strip() for line in lines):  # a last record without its "$$$$"
+        yield _sdf_record(record, start, lines, not_utf8)
+
+
+def read_raw_records(path: str | Path, fmt: str) -> Iterator[RawRecord]:
+    """The molecules of a SMILES (``fmt="smiles"``) or SDF (``"sdf"``) file as unparsed text.
+
+    The file format is that of :func:`read_smiles_file` and :func:`read_sdf`, which parse these
+    records; the screening gate's reader passes them on unparsed instead. ``.gz`` files are
+    decompressed, a leading BOM is dropped and any newline convention is accepted.
+
+    Raises
+    ------
+    FileNotFoundError, IsADirectoryError
+        No such file (raised, like the rest, when iteration starts).
+    ValueError
+        An unknown ``fmt``, or a NUL byte in the first 8 KiB: a binary file, not text.
+    OSError, EOFError
+        The file cannot be read (e.g. a broken ``.gz``).
+    """
+    if fmt not in ("smiles", "sdf"):
+        raise ValueError(f"molecule file format must be 'smiles' or 'sdf', got {fmt!r}")
+    path = Path(path)
+    return _smiles_records(path) if fmt == "smiles" else _sdf_records(path)
+
+
+# ---------------------------------------------------------------- user files: parsed readers
 
 
 def read_smiles_file(path: str | Path) -> tuple[list[InputMolecule], list[MoleculeProblem]]:
@@ -550,37 +640,22 @@ def read_smiles_file(path: str | Path) -> tuple[list[InputMolecule], list[Molecu
     FileNotFoundError
         The file does not exist.
     ValueError
-        The file holds no SMILES lines at all.
+        The file holds no SMILES lines at all, or is binary.
     """
     path = Path(path)
-    _check_file(path)
     molecules: list[InputMolecule] = []
     problems: list[MoleculeProblem] = []
-    for number, smiles, name in _smiles_rows(path):
-        mol, reason = parse_smiles(smiles) if smiles else (None, "no SMILES on this line")
+    for raw in read_raw_records(path, "smiles"):
+        mol, reason = parse_smiles(raw.text) if raw.text else (None, "no SMILES on this line")
         if mol is None:
-            problems.append(MoleculeProblem(str(path), number, None, smiles, reason))
+            problems.append(MoleculeProblem(str(path), raw.line, None, raw.text, reason))
             continue
-        name = name or f"line {number}"
+        name = raw.name or f"line {raw.line}"
         mol.SetProp("_Name", name)
-        molecules.append(InputMolecule(mol, name, number))
+        molecules.append(InputMolecule(mol, name, raw.line))
     if not molecules and not problems:
         raise _empty_error(path, "it is empty or has only blank, comment or header lines")
     return molecules, problems
-
-
-def _sdf_records(path: Path) -> Iterator[tuple[int, int, list[str]]]:
-    """(record number, first line number, lines) for each ``$$$$``-terminated record."""
-    record, start, lines = 1, 1, []
-    with _open_text(path) as f:
-        for number, raw in enumerate(f, start=1):
-            if raw.strip() == "$$$$":
-                yield record, start, lines
-                record, start, lines = record + 1, number + 1, []
-            else:
-                lines.append(raw.rstrip("\r\n"))
-    if any(line.strip() for line in lines):  # a last record without its "$$$$"
-        yield record, start, lines
 
 
 def _sdf_fields(lines: list[str]) -> dict[str, str]:
@@ -638,21 +713,19 @@ def read_sdf(path: str | Path) -> tuple[list[InputMolecule], list[MoleculeProble
     FileNotFoundError
         The file does not exist.
     ValueError
-        The file holds no records.
+        The file holds no records, or is binary.
     """
     path = Path(path)
-    _check_file(path)
     molecules: list[InputMolecule] = []
     problems: list[MoleculeProblem] = []
-    for record, start, lines in _sdf_records(path):
-        title = lines[0].strip() if lines else ""
-        mol, reason = _mol_from_record(lines)
+    for raw in read_raw_records(path, "sdf"):
+        mol, reason = _mol_from_record(raw.text.split("\n"))
         if mol is None:
-            problems.append(MoleculeProblem(str(path), start, record, title, reason))
+            problems.append(MoleculeProblem(str(path), raw.line, raw.record, raw.name, reason))
             continue
-        name = title or f"record {record}"
+        name = raw.name or f"record {raw.record}"
         mol.SetProp("_Name", name)
-        molecules.append(InputMolecule(mol, name, start, record))
+        molecules.append(InputMolecule(mol, name, raw.line, raw.record))
     if not molecules and not problems:
         raise _empty_error(path, "it is empty")
     return molecules, problems

@@ -845,7 +845,8 @@ def run_gate(
         Optional per-input labels (e.g. ``"line 12"``), same length as ``inputs``.
     training_smiles
         Canonical SMILES of the training set for the novelty check (make them canonical with
-        this RDKit: :func:`canonical_smiles_set`); ``None`` skips novelty.
+        this RDKit: :func:`canonical_smiles_set` with ``isomeric=True``); ``None`` skips
+        novelty.
     processes
         Worker processes for the per-molecule checks; 1 (default) runs inline, ``None`` uses
         every available core.
@@ -957,9 +958,7 @@ def _finalize(record: MoleculeRecord) -> None:
     record.gates = {gate: record.gates[gate] for gate in GATES}
     # Only SKIPPABLE_GATES may be skipped (no training set, no 3D coordinates); every other
     # check must have run and passed.
-    record.passed = failed is None and all(
-        _acceptable(g, record.gates[g].status) for g in GATES
-    )
+    record.passed = failed is None and all(_acceptable(g, record.gates[g].status) for g in GATES)
     record.failed_gate = failed
     record.failure_reason = record.gates[failed].reason if failed else None
     if record.passed:
@@ -972,26 +971,38 @@ def _finalize(record: MoleculeRecord) -> None:
         record.mol_binary = None  # only candidates are written as structures
 
 
-def _canonical_chunk(_: None, chunk: Sequence[str]) -> list[str | None]:
+def _canonical_chunk(isomeric: bool, chunk: Sequence[str]) -> list[str | None]:
     with rdBase.BlockLogs():
         mols = [Chem.MolFromSmiles(s) for s in chunk]
-    return [Chem.MolToSmiles(m) if m is not None and m.GetNumAtoms() else None for m in mols]
+    return [
+        Chem.MolToSmiles(m, isomericSmiles=isomeric) if m is not None and m.GetNumAtoms() else None
+        for m in mols
+    ]
 
 
-def canonical_smiles_set(smiles: Iterable[str], processes: int | None = 1) -> set[str]:
-    """RDKit canonical SMILES of ``smiles`` (e.g. a training set for novelty); unparsable
-    entries are dropped.
+def canonical_smiles_set(
+    smiles: Iterable[str], *, isomeric: bool = False, processes: int | None = 1
+) -> frozenset[str]:
+    """RDKit canonical SMILES (hydrogens implicit) of ``smiles``, e.g. a training set for
+    novelty; unparsable and empty entries are dropped.
+
+    Shared by the gate's novelty check (isomeric, like its records: ``isomeric=True``) and
+    :func:`~sci_diffusion.chem.metrics.molecule_metrics` (non-isomeric, as EDM; pass it with
+    ``training_is_canonical=True``). It lives by the process pool so that screening need not
+    import the metrics module and torch.
 
     Parameters
     ----------
     smiles
         SMILES strings in any RDKit-readable form.
+    isomeric
+        Keep stereochemistry in the canonical SMILES.
     processes
         Worker processes (1 inline, ``None`` all cores).
     """
     items = list(smiles)
-    canonical = _map_chunks(_canonical_chunk, None, items, _resolve_processes(processes), None)
-    return {s for s in canonical if s is not None}
+    canonical = _map_chunks(_canonical_chunk, isomeric, items, _resolve_processes(processes), None)
+    return frozenset(s for s in canonical if s is not None)
 
 
 # --------------------------------------------------------------------------------------------

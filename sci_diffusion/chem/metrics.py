@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from rdkit import Chem, rdBase
 
+from sci_diffusion.chem.gate import canonical_smiles_set
 from sci_diffusion.chem.moses_metrics import moses_metrics
 
 __all__ = [
@@ -225,21 +226,6 @@ def novelty(valid_smiles: Iterable[str], training: Iterable[str]) -> float:
     if not unique:
         return 0.0
     return len(unique - set(training)) / len(unique)
-
-
-def canonical_smiles_set(smiles: Iterable[str], *, isomeric: bool = False) -> frozenset[str]:
-    """Canonical SMILES (hydrogens implicit) of every parsable SMILES, for novelty.
-
-    Unparsable entries are skipped. Compute it once per training set and pass it to
-    :func:`molecule_metrics` with ``training_is_canonical=True``.
-    """
-    out = set()
-    with rdBase.BlockLogs():
-        for s in smiles:
-            mol = Chem.MolFromSmiles(s)
-            if mol is not None:
-                out.add(Chem.MolToSmiles(mol, isomericSmiles=isomeric))
-    return frozenset(out)
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,31 +4,29 @@
 (optionally gzip-compressed, ``.gz``):
 
 * SMILES files ``.smi``, ``.smiles``, ``.txt``: one molecule per line, the SMILES first and an
-  optional name after whitespace; blank lines and lines starting with ``#`` are ignored, and so
-  is a first line whose first word is ``smiles`` (a header).
+  optional name after whitespace or a comma; blank lines and lines starting with ``#`` are
+  ignored, and a first line naming a ``smiles`` column is a header.
 * SDF files ``.sdf``, ``.sd``: records separated by ``$$$$``; the title line is the name.
 
-Molecules are parsed without sanitization (sanitization is the gate's second check). A line or
-record that cannot be read is not an error of the run: it is reported with its position
-(``line 12``, ``record 3 (line 40)``) and reason in ``rejected.csv`` (failed check
-``construction``) and in ``metrics.json`` (``input_errors``), and skipped. Only input that is
-unusable as a whole raises :class:`ScreenInputError`. Files are read as text and parsed by
-RDKit; nothing is unpickled.
-
-This reader is deliberately minimal; a richer one (``sci_diffusion.chem.data``) may replace it.
+Lines and records are found by :func:`sci_diffusion.chem.data.read_raw_records`, the reader of
+:mod:`sci_diffusion.chem.data` too, so both see the same molecules at the same positions. Here
+they are not sanitized (sanitization is the gate's second check). A line or record that cannot
+be read is not an error of the run: it is reported with its position (``line 12``, ``record 3
+(line 40)``) and reason in ``rejected.csv`` (failed check ``construction``) and in
+``metrics.json`` (``input_errors``), and skipped. Only input that is unusable as a whole raises
+:class:`ScreenInputError`. Files are read as text and parsed by RDKit; nothing is unpickled.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gzip
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from rdkit import Chem, rdBase
 
+from .data import RawRecord, read_raw_records
 from .gate import (
     GateConfig,
     MoleculeInput,
@@ -91,25 +89,44 @@ def input_format(path: str | Path) -> str:
     raise ScreenInputError(f"{path}: unknown molecule file type; supported: {supported} (+ .gz)")
 
 
-@contextlib.contextmanager
-def _open_binary(path: Path) -> Iterator[IO[bytes]]:
-    """The file's bytes (gunzipped for ``.gz``), after checking it looks like text; read
-    errors (a truncated ``.gz``, permissions) become :class:`ScreenInputError`."""
+def _parse_block(text: str) -> MoleculeInput:
+    """One SDF record to an unsanitized molecule, or :class:`NotConstructed` with why."""
+    with rdBase.BlockLogs():  # RDKit reports mol-block errors as warnings we cannot capture
+        mol = Chem.MolFromMolBlock(text + "\n", sanitize=False, removeHs=False, strictParsing=True)
+    if mol is None:
+        reason = "RDKit could not parse the mol block (check counts line, atoms and bonds)"
+        return NotConstructed(reason)
+    return mol
+
+
+def _gate_input(raw: RawRecord) -> tuple[MoleculeInput, str | None, str]:
+    """(gate input, name, source) of a record. A SMILES goes on unparsed, so that the gate's
+    construction check records why it fails; an SDF record is parsed here, unsanitized."""
+    line = f"line {raw.line}"
+    source = line if raw.record is None else f"record {raw.record} ({line})"
+    if raw.not_utf8:
+        return NotConstructed("not UTF-8 text"), None, source
+    if raw.record is not None:
+        return _parse_block(raw.text), raw.name or None, source
+    smiles = raw.text or NotConstructed("no SMILES on this line")
+    return smiles, " ".join(raw.name.split()) or None, source
+
+
+def _read_batch(path: str | Path, fmt: str) -> InputBatch:
+    """Every record of the file as gate inputs; read errors become :class:`ScreenInputError`."""
+    path = Path(path)
     if not path.is_file():
         raise ScreenInputError(f"{path}: no such file")
     try:
-        with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as handle:
-            if b"\0" in handle.read(8192):
-                raise ScreenInputError(f"{path}: looks like a binary file, not SMILES or SDF text")
-            handle.seek(0)
-            yield handle
+        records = list(read_raw_records(path, fmt))
     except (OSError, EOFError) as error:
         raise ScreenInputError(f"{path}: cannot read: {error}") from None
-
-
-def _numbered_lines(handle: IO[bytes]) -> Iterator[tuple[int, bytes]]:
-    for number, line in enumerate(handle, start=1):
-        yield number, line.rstrip(b"\r\n")
+    except ValueError as error:  # a binary file
+        raise ScreenInputError(str(error)) from None
+    batch = InputBatch(format=fmt)
+    for raw in records:
+        batch.add(*_gate_input(raw))
+    return batch
 
 
 def read_smiles_file(path: str | Path) -> InputBatch:
@@ -120,39 +137,7 @@ def read_smiles_file(path: str | Path) -> InputBatch:
     path
         ``.smi``, ``.smiles`` or ``.txt`` file, optionally ``.gz``.
     """
-    batch = InputBatch(format="smiles")
-    header_possible = True
-    with _open_binary(Path(path)) as handle:
-        for number, raw in _numbered_lines(handle):
-            try:
-                line = raw.decode("utf-8").strip()
-            except UnicodeDecodeError:
-                batch.add(NotConstructed("not UTF-8 text"), None, f"line {number}")
-                continue
-            if not line or line.startswith("#"):
-                continue
-            smiles, *rest = line.split(maxsplit=1)
-            if header_possible and smiles.lower() == "smiles":
-                header_possible = False
-                continue
-            header_possible = False
-            batch.add(smiles, " ".join(rest[0].split()) if rest else None, f"line {number}")
-    return batch
-
-
-def _parse_block(text: bytes) -> tuple[MoleculeInput, str | None]:
-    """One SDF record's bytes to an unsanitized molecule (or :class:`NotConstructed`) and name."""
-    try:
-        block = text.decode("utf-8")
-    except UnicodeDecodeError:
-        return NotConstructed("not UTF-8 text"), None
-    name = block.split("\n", 1)[0].strip() or None
-    with rdBase.BlockLogs():  # RDKit reports mol-block errors as warnings we cannot capture
-        mol = Chem.MolFromMolBlock(block, sanitize=False, removeHs=False, strictParsing=True)
-    if mol is None:
-        reason = "RDKit could not parse the mol block (check counts line, atoms and bonds)"
-        return NotConstructed(reason), name
-    return mol, name
+    return _read_batch(path, "smiles")
 
 
 def read_sdf_file(path: str | Path) -> InputBatch:
@@ -163,27 +148,7 @@ def read_sdf_file(path: str | Path) -> InputBatch:
     path
         ``.sdf`` or ``.sd`` file, optionally ``.gz``.
     """
-    batch = InputBatch(format="sdf")
-    lines: list[bytes] = []
-    start = 1
-    record = 0
-
-    def flush() -> None:
-        nonlocal record
-        if any(line.strip() for line in lines):
-            record += 1
-            molecule, name = _parse_block(b"\n".join(lines) + b"\n")
-            batch.add(molecule, name, f"record {record} (line {start})")
-
-    with _open_binary(Path(path)) as handle:
-        for number, raw in _numbered_lines(handle):
-            if raw.strip() == b"$$$$":
-                flush()
-                lines, start = [], number + 1
-            else:
-                lines.append(raw)
-        flush()  # a last record without its $$$$
-    return batch
+    return _read_batch(path, "sdf")
 
 
 def read_molecules(path: str | Path) -> InputBatch:
@@ -196,20 +161,20 @@ def read_molecules(path: str | Path) -> InputBatch:
     """
     path = Path(path)
     fmt = input_format(path)
-    batch = read_smiles_file(path) if fmt == "smiles" else read_sdf_file(path)
+    batch = _read_batch(path, fmt)
     if not batch.molecules:
         raise ScreenInputError(f"{path}: no molecules found")
     return batch
 
 
-def _training_set(training: str | Path | Iterable[str], processes: int | None) -> set[str]:
+def _training_set(training: str | Path | Iterable[str], processes: int | None) -> frozenset[str]:
     if isinstance(training, (str, Path)) and input_format(training) == "smiles":
         smiles = [m for m in read_smiles_file(training).molecules if isinstance(m, str)]
     elif isinstance(training, (str, Path)):
         raise ScreenInputError(f"{training}: the training set must be a SMILES file")
     else:
         smiles = list(training)
-    return canonical_smiles_set(smiles, processes=processes)
+    return canonical_smiles_set(smiles, isomeric=True, processes=processes)
 
 
 def screen_file(

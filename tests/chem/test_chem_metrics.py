@@ -11,6 +11,7 @@ import pytest
 
 Chem = pytest.importorskip("rdkit.Chem")
 
+from sci_diffusion.chem import gate  # noqa: E402
 from sci_diffusion.chem.metrics import (  # noqa: E402
     EDM_ALLOWED_VALENCES,
     atom_stable,
@@ -125,6 +126,7 @@ def test_canonical_smiles_set_canonicalizes_and_skips_garbage():
     assert canonical_smiles_set(["OCC", "C(O)C", "[H]OC([H])([H])C", "not a smiles"]) == {"CCO"}
     assert canonical_smiles_set(["C[C@H](N)O"], isomeric=True) == {"C[C@H](N)O"}
     assert canonical_smiles_set(["C[C@H](N)O"]) == {"CC(N)O"}
+    assert canonical_smiles_set is gate.canonical_smiles_set  # one implementation
 
 
 # -------------------------------------------------------------------------------- stability

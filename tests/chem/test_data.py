@@ -29,6 +29,7 @@ from sci_diffusion.chem.data import (
     qm9_split,
     qm9_split_path,
     read_molecules,
+    read_raw_records,
     read_sdf,
     read_smiles_file,
     split_fingerprint,
@@ -227,6 +228,54 @@ def test_sdf_broken_records_reported_with_record_and_line(tmp_path, capfd):
     assert "valence" in problems[1].reason
     assert "record 2" in str(problems[0])
     assert "valence" not in capfd.readouterr().err
+
+
+def test_raw_smiles_records_keep_positions_names_and_flag_bad_bytes(tmp_path):
+    path = tmp_path / "mols.smi.gz"
+    # A BOM, Windows and old Mac newlines, a byte that is not UTF-8, a line without SMILES.
+    text = b"\xef\xbb\xbfSMILES id\r\nCCO  eth\t anol\r\n#c\xe9\rC1CC( ,x\r\n"
+    path.write_bytes(gzip.compress(text + b"CC caf\xe9\r\n, nameless\n"))
+    records = [(r.line, r.text, r.name, r.not_utf8) for r in read_raw_records(path, "smiles")]
+    assert records == [
+        (2, "CCO", "eth\t anol", False),  # the BOM'd header was recognised
+        (4, "C1CC(", "x", False),
+        (5, "CC", "caf\ufffd", True),
+        (6, "", "nameless", False),
+    ]
+    molecules, problems = read_smiles_file(path)  # the lenient reader keeps bad bytes as U+FFFD
+    assert [(m.name, m.line) for m in molecules] == [("eth\t anol", 2), ("caf\ufffd", 5)]
+    assert [(p.line, p.text, p.reason.split(":")[0]) for p in problems] == [
+        (4, "C1CC(", "SMILES parse error"),
+        (6, "", "no SMILES on this line"),
+    ]
+
+
+def test_raw_sdf_records_count_blank_records_and_flag_bad_bytes(tmp_path):
+    blocks = _sdf_text(["CCO", "CN"]).split("$$$$\n")
+    path = tmp_path / "mols.sdf"
+    text = blocks[0] + "$$$$\n\n$$$$\n" + blocks[1].replace("CN", "C\xe9N", 1)  # no last $$$$
+    path.write_bytes(text.encode("latin-1"))
+    records = list(read_raw_records(path, "sdf"))
+    assert [(r.record, r.name, r.not_utf8) for r in records] == [
+        (1, "CCO", False),
+        (2, "", False),
+        (3, "C\ufffdN", True),
+    ]
+    lines = text.splitlines()
+    assert [lines[r.line - 1] for r in records] == ["CCO", "", "C\xe9N"]
+    assert records[0].text == blocks[0].removesuffix("\n")  # the record's own lines
+    molecules, problems = read_sdf(path)
+    assert [(m.record, m.name) for m in molecules] == [(1, "CCO"), (3, "C\ufffdN")]
+    assert [(p.record, p.reason.split(":")[0]) for p in problems] == [(2, "no 'M  END' line")]
+
+
+def test_binary_files_and_unknown_formats_are_refused(tmp_path):
+    path = tmp_path / "mols.smi"
+    path.write_bytes(b"CCO\n\x00\x01\x02")
+    with pytest.raises(ValueError, match=r"mols\.smi: looks like a binary file"):
+        read_molecules(path)
+    with pytest.raises(ValueError, match="must be 'smiles' or 'sdf', got 'csv'"):
+        read_raw_records(path, "csv")
 
 
 def test_missing_and_empty_files_raise_clear_errors(tmp_path):

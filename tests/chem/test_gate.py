@@ -189,7 +189,7 @@ def test_duplicates_count_only_molecules_that_reached_the_check() -> None:
 
 
 def test_novelty_is_recorded_and_optionally_rejects() -> None:
-    training = canonical_smiles_set(["OCC", "c1ccccc1"])
+    training = canonical_smiles_set(["OCC", "c1ccccc1"], isomeric=True)
     records = run_gate(["CCO", PARACETAMOL], training_smiles=training)
     assert [r.novel for r in records] == [False, True]
     assert all(r.passed for r in records)
@@ -253,7 +253,20 @@ def test_run_gate_argument_errors() -> None:
 
 
 def test_canonical_smiles_set_drops_unparsable_entries() -> None:
-    assert canonical_smiles_set(["OCC", "C1CC(", "CCO", "c1ccccc1"]) == {"CCO", "c1ccccc1"}
+    assert canonical_smiles_set(["OCC", "C1CC(", "CCO", "", "c1ccccc1"]) == {"CCO", "c1ccccc1"}
+
+
+def test_canonical_smiles_set_in_worker_processes_matches_inline() -> None:
+    smiles = [*qm9_smiles(40), "F/C=C/F", "C[C@H](N)O", "not a smiles"]
+    for isomeric in (False, True):
+        inline = canonical_smiles_set(smiles, isomeric=isomeric)
+        assert canonical_smiles_set(smiles, isomeric=isomeric, processes=2) == inline
+        assert ("C[C@H](N)O" in inline) is isomeric and ("CC(N)O" in inline) is not isomeric
+    records = run_gate(
+        ["C[C@@H](N)O", "C[C@H](N)O"],
+        training_smiles=canonical_smiles_set(["C[C@H](N)O"], isomeric=True),
+    )
+    assert [r.novel for r in records] == [True, False]  # the gate compares isomeric SMILES
 
 
 # --- GateConfig ---------------------------------------------------------------------------

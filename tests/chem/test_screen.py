@@ -16,7 +16,8 @@ from rdkit import Chem
 from rdkit.Chem import AllChem
 
 from sci_diffusion.bench.screen import qm9_smiles
-from sci_diffusion.chem.gate import GateConfigError
+from sci_diffusion.chem import data
+from sci_diffusion.chem.gate import GateConfigError, NotConstructed
 from sci_diffusion.chem.screen import (
     ScreenInputError,
     input_format,
@@ -104,6 +105,39 @@ def test_gzip_input_and_a_last_record_without_terminator(tmp_path: Path) -> None
     smi = tmp_path / "in.smi.gz"
     smi.write_bytes(gzip.compress(b"CCO\nc1ccccc1O x\n"))
     assert screen_file(smi, tmp_path / "out", processes=1)["n_candidates"] == 2
+
+
+def test_the_data_readers_records_passed_on_unparsed(tmp_path: Path) -> None:
+    """chem.data's raw records, so both readers agree on names and positions; here SMILES go to
+    the gate unparsed and non-UTF-8 or empty lines become construction failures."""
+    path = tmp_path / "in.smi"
+    path.write_bytes(b"\xef\xbb\xbfSMILES,id\nCCO,eth  anol\nC1CC( ring\nCC caf\xe9\n,orphan\n")
+    batch = read_smiles_file(path)
+    assert batch.molecules[:2] == ["CCO", "C1CC("]
+    assert batch.molecules[2:] == [
+        NotConstructed("not UTF-8 text"),
+        NotConstructed("no SMILES on this line"),
+    ]
+    assert batch.names == ["eth anol", "ring", None, "orphan"]
+    molecules, problems = data.read_smiles_file(path)
+    lines = sorted([m.line for m in molecules] + [p.line for p in problems])
+    assert batch.sources == [f"line {n}" for n in lines] == ["line 2", "line 3", "line 4", "line 5"]
+    errors = screen_file(path, tmp_path / "out", processes=1)["input_errors"]
+    assert [e["source"] for e in errors] == ["line 3", "line 4", "line 5"]
+    assert [e["reason"] for e in errors[1:]] == ["not UTF-8 text", "no SMILES on this line"]
+
+
+def test_sdf_blank_records_are_counted_and_reported(tmp_path: Path) -> None:
+    path = tmp_path / "in.sdf"
+    write_sdf(path, broken_second=False)
+    path.write_text(path.read_text().replace("$$$$\n", "$$$$\n\n$$$$\n", 1))
+    batch = read_sdf_file(path)
+    assert batch.names == ["para", None, "bad", "phenol"]
+    assert isinstance(batch.molecules[1], NotConstructed)
+    problems = data.read_sdf(path)[1]
+    assert [p.record for p in problems] == [2]
+    assert batch.sources[1] == f"record 2 (line {problems[0].line})"
+    assert batch.sources[2].startswith("record 3 (line ")
 
 
 def test_novelty_from_a_training_file(tmp_path: Path) -> None:
