@@ -21,7 +21,8 @@ fail loudly on the episode it affects.
 ``meta.json``: ``format_version``, ``env_id``, ``task``, ``env_name``, ``episodes``,
 ``successes``, ``expert_success_rate``, ``obs_dim``, ``action_dim``, ``action_low``,
 ``action_high``, ``max_steps``, ``seed_start``, ``seed_end`` (inclusive), ``total_steps``,
-``mean_length``, ``videos``, ``source``, ``date`` (UTC ISO 8601), ``versions`` (sci_diffusion,
+``mean_length``, ``videos``, ``source``, ``action_noise`` (σ of the DART noise the executed
+actions carried; 0: none), ``date`` (UTC ISO 8601), ``versions`` (sci_diffusion,
 numpy, h5py, gymnasium, mujoco, metaworld when used), ``collect_seconds``.
 
 Both files (and any videos) are written to a temporary file in ``out_dir`` and renamed into
@@ -199,15 +200,30 @@ def write_video(out_dir: Path, name: str, frames: list[np.ndarray]) -> Path:
 
 
 def rollout(
-    env: Any, expert: Any, task: Any, seed: int, frames: list[np.ndarray] | None = None
+    env: Any,
+    expert: Any,
+    task: Any,
+    seed: int,
+    frames: list[np.ndarray] | None = None,
+    action_noise: float = 0.0,
 ) -> dict[str, Any]:
     """Run one expert episode from ``env.reset(seed=seed)``.
+
+    ``action_noise = σ > 0`` injects noise the DART way (Laskey et al., CoRL 2017): the env
+    executes ``clip(a* + σ · (high − low) / 2 · ε)``, ε ~ N(0, I) seeded by ``seed``, while the
+    recorded label stays the expert's clean action ``a*``. The data then cover the states just
+    off the expert's path together with the expert's correction there, which is what a cloned
+    policy needs once its own small errors take it off that path.
 
     Returns ``{"obs" (T+1, D) float32, "actions" (T, A) float32, "rewards" (T,) float32,
     "success" bool, "seed" int}``; appends rendered frames to ``frames`` when given.
     """
+    if action_noise < 0:
+        raise ValueError(f"action_noise must be >= 0, got {action_noise}")
     obs, info = env.reset(seed=seed)
     expert.reset(seed)
+    noise = np.random.default_rng([seed, 0xDA27])
+    low, high = env.action_space.low, env.action_space.high
     observations = [np.asarray(obs, dtype=np.float32)]
     actions, rewards = [], []
     success = False
@@ -215,7 +231,11 @@ def rollout(
         frames.append(env.render())
     for _ in range(task.max_steps):
         action = np.asarray(expert.act(obs, env), dtype=np.float32)
-        obs, reward, terminated, truncated, info = env.step(action)
+        executed = action
+        if action_noise > 0:
+            jitter = action_noise * (high - low) / 2 * noise.standard_normal(action.shape)
+            executed = np.clip(action + jitter, low, high).astype(np.float32)
+        obs, reward, terminated, truncated, info = env.step(executed)
         observations.append(np.asarray(obs, dtype=np.float32))
         actions.append(action)
         rewards.append(float(reward))
@@ -244,12 +264,15 @@ def collect_demos(
     env_name: str | None = None,
     render: int = 0,
     progress: bool = True,
+    action_noise: float = 0.0,
 ) -> dict:
     """Roll the scripted expert of ``task`` for ``episodes`` episodes (reset seeds ``seed``,
     ``seed + 1``, ...) and write ``out_dir/demos.hdf5`` + ``out_dir/meta.json``.
 
     Every episode is kept, failed ones included (``success`` records the outcome). ``render=k``
     also writes videos ``episode_000000.mp4`` (or ``.gif``) of the first ``k`` episodes.
+    ``action_noise`` > 0 perturbs the executed actions and keeps the clean expert labels (see
+    :func:`rollout`); ``meta.json`` records it.
     Returns the meta dictionary written to ``meta.json``.
     """
     from tqdm.auto import tqdm
@@ -273,7 +296,7 @@ def collect_demos(
         bar = tqdm(range(episodes), desc=f"demos {task}", disable=not progress, unit="ep")
         for i in bar:
             frames: list[np.ndarray] | None = [] if i < render else None
-            records.append(rollout(env, expert, spec, seed + i, frames))
+            records.append(rollout(env, expert, spec, seed + i, frames, action_noise))
             if frames is not None:
                 videos.append((f"episode_{i:06d}.mp4", frames))
             bar.set_postfix(success=f"{sum(r['success'] for r in records)}/{len(records)}")
@@ -301,6 +324,7 @@ def collect_demos(
         "total_steps": int(sum(lengths)),
         "mean_length": float(np.mean(lengths)),
         "source": f"scripted expert ({task})",
+        "action_noise": float(action_noise),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": _versions(("metaworld",) if task == "metaworld" else ()),
         "collect_seconds": round(time.perf_counter() - start, 3),

@@ -395,7 +395,8 @@ def cmd_quickstart(args: list[str]) -> int:
 def cmd_demos(args: list[str]) -> int:
     from sci_diffusion.envs.demos import collect_demos
 
-    keys = ("task", "episodes", "out", "seed", "env_name", "task.env_name", "render", "progress")
+    keys = ("task", "episodes", "out", "seed", "env_name", "task.env_name", "render", "progress",
+            "action_noise")  # fmt: skip
     opts = _kv(args, dict.fromkeys(keys, ""))
     if "task.env_name" in opts:  # the spelling the task configs use
         opts["env_name"] = opts.pop("task.env_name")
@@ -413,9 +414,16 @@ def cmd_demos(args: list[str]) -> int:
     progress = opts.get("progress", "true").lower()
     if progress not in ("true", "false"):
         raise UsageError(f"progress must be true or false, got {opts['progress']!r}")
+    try:
+        noise = float(opts.get("action_noise", "0"))
+    except ValueError:
+        raise UsageError(f"action_noise must be a number, got {opts['action_noise']!r}") from None
+    if not noise >= 0:
+        raise UsageError(f"action_noise must be >= 0, got {noise}")
     meta = collect_demos(
         opts["task"], ints["episodes"], Path(opts["out"]), seed=ints["seed"],
         env_name=opts.get("env_name"), render=ints["render"], progress=progress == "true",
+        action_noise=noise,
     )  # fmt: skip
     print(f"demos: {meta['episodes']} episodes, expert success {meta['expert_success_rate']:.0%}"
           f", {Path(opts['out']) / 'demos.hdf5'}")  # fmt: skip

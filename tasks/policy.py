@@ -85,7 +85,10 @@ class PolicyTask(Task):
             return Path(str(d.demos))
         name = self.cfg.task.env + (f"-{self.env_name}" if self.env_name else "")
         version = f"expert{self.env_task.expert_version}"
-        return cache_dir() / "demos" / f"{name}-{version}-{int(d.episodes)}ep-seed{int(d.seed)}"
+        noise = float(d.get("action_noise", 0.0))
+        noisy = f"-noise{noise:g}" if noise > 0 else ""
+        key = f"{name}-{version}-{int(d.episodes)}ep-seed{int(d.seed)}{noisy}"
+        return cache_dir() / "demos" / key
 
     def demos(self) -> Any:
         """The validated demonstrations (collected with the expert on first use)."""
@@ -96,7 +99,8 @@ class PolicyTask(Task):
             if not d.get("demos") and not (path / META_FILE).exists():
                 progress = bool(d.get("progress", True))
                 collect_demos(self.cfg.task.env, int(d.episodes), path, seed=int(d.seed),
-                              env_name=self.env_name, progress=progress)  # fmt: skip
+                              env_name=self.env_name, progress=progress,
+                              action_noise=float(d.get("action_noise", 0.0)))  # fmt: skip
             self._demos = load_demos(path)
         return self._demos
 

@@ -237,3 +237,67 @@ def test_cli_demos(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demos", "task=nope", "episodes=2", f"out={tmp_path / 'x'}"]) == 2
     assert main(["demos", "episodes=2"]) == 2
     assert "task=..." in capsys.readouterr().err
+
+
+class _RecordingExpert:
+    """The real expert, remembering every clean action it returned."""
+
+    def __init__(self, expert) -> None:
+        self.expert, self.returned = expert, []
+
+    def reset(self, seed=None) -> None:
+        self.expert.reset(seed)
+
+    def act(self, obs, env):
+        action = self.expert.act(obs, env)
+        self.returned.append(np.array(action))
+        return action
+
+
+class _RecordingEnv:
+    """The real env, remembering every action it executed."""
+
+    def __init__(self, env) -> None:
+        self.env, self.executed = env, []
+        self.action_space = env.action_space
+
+    def reset(self, **kwargs):
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        self.executed.append(np.array(action))
+        return self.env.step(action)
+
+
+def _noisy_rollout(noise: float, seed: int = 4) -> tuple[dict, np.ndarray, np.ndarray]:
+    spec = get_task("multimodal")
+    env, expert = _RecordingEnv(spec.make_env(0)), _RecordingExpert(spec.make_expert())
+    record = demos_mod.rollout(env, expert, spec, seed, action_noise=noise)
+    env.env.close()
+    return record, np.stack(expert.returned), np.stack(env.executed)
+
+
+def test_action_noise_executes_perturbed_actions_but_records_clean_labels() -> None:
+    clean, labels0, executed0 = _noisy_rollout(0.0)
+    np.testing.assert_array_equal(executed0, labels0)  # no noise: what is recorded is executed
+    record, labels, executed = _noisy_rollout(0.2)
+    np.testing.assert_array_equal(record["actions"], labels)  # labels: the expert's clean output
+    space = get_task("multimodal").make_env(0).action_space
+    low, high = space.low, space.high
+    assert (executed >= low).all() and (executed <= high).all()
+    # sigma 0.2 of the half range: the executed actions differ by about that much on average.
+    gap = np.abs(executed - labels).mean() / ((high - low) / 2).mean()
+    assert 0.05 < gap < 0.3, gap
+    assert not np.allclose(record["obs"][: len(clean["obs"])][1:5], clean["obs"][1:5])
+    again, _, executed_again = _noisy_rollout(0.2)  # seeded by the episode seed
+    np.testing.assert_array_equal(executed_again, executed)
+    np.testing.assert_array_equal(again["obs"], record["obs"])
+
+
+def test_action_noise_is_recorded_and_validated(tmp_path: Path) -> None:
+    meta = collect_demos("multimodal", 2, tmp_path / "noisy", action_noise=0.1, progress=False)
+    assert meta["action_noise"] == 0.1
+    assert json.loads((tmp_path / "noisy" / META_FILE).read_text())["action_noise"] == 0.1
+    with pytest.raises(ValueError, match="action_noise must be >= 0"):
+        collect_demos("multimodal", 1, tmp_path / "bad", action_noise=-0.1, progress=False)
+    assert not (tmp_path / "bad").exists()
