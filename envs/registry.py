@@ -179,6 +179,7 @@ ENV_TASKS: dict[str, EnvTask] = {
         make_expert=_reacher_expert,
         max_steps=50,
         success=_reacher_success,
+        expert_version=2,  # 2: fingertip speed limit 1 m/s (smoother, 3% saturated actions)
         observation="10-D: cos and sin of the two joint angles, target x, y (m), joint "
         "velocities (rad/s), fingertip-minus-target x, y (m)",
         gaps="planar two-link arm with ideal torque motors, no gravity load, no sensor noise",

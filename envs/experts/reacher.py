@@ -5,9 +5,15 @@ The 2-link planar arm (links 0.1 m and 0.11 m, joint torques ``200 N·m × actio
 of radius 0.2 m. The expert reads the privileged MuJoCo state and commands a task-space
 acceleration
 
-    ẍ* = Kp (x_target − x_tip) − Kd ẋ_tip            (m/s², gains below)
+    ẍ* = Kd (clip_{‖·‖ ≤ v_max}((Kp / Kd) (x_target − x_tip)) − ẋ_tip)      (m/s²)
 
-which it maps to joint torques through the fingertip Jacobian ``J`` (``mujoco.mj_jacBody``),
+— the PD law ``Kp e − Kd ẋ`` near the target, with the commanded fingertip speed capped at
+``v_max`` far from it (operational-space velocity saturation, Khatib 1987). Without the cap
+(expert v1) the law is time-optimal-like: full torque out, full torque back, and the switch
+step decides whether the tip overshoots, which a cloned policy reproduces badly (see
+docs/robotics.md). The commanded acceleration
+
+is mapped to joint torques through the fingertip Jacobian ``J`` (``mujoco.mj_jacBody``),
 the joint-space inertia ``M`` and the bias forces ``c`` (Coriolis, passive damping):
 
     q̈* = J⁺_λ (ẍ* − J̇ q̇)  ≈  J⁺_λ ẍ*,     τ = M q̈* − Kq q̇ + c
@@ -40,12 +46,15 @@ class ReacherExpert:
         kd: task-space damping (1/s): commanded deceleration per m/s of fingertip speed.
         kq: extra joint damping (N·m·s/rad) added to the torque.
         dls: damping λ (m) of the least-squares inverse of the 2×2 fingertip Jacobian.
+        v_max: cap (m/s) of the commanded fingertip speed; ``None``: no cap (expert v1).
     """
 
     def __init__(
-        self, kp: float = 400.0, kd: float = 40.0, kq: float = 0.5, dls: float = 0.01
+        self, kp: float = 400.0, kd: float = 40.0, kq: float = 0.5, dls: float = 0.01,
+        v_max: float | None = 1.0,
     ) -> None:
         self.kp, self.kd, self.kq, self.dls = kp, kd, kq, dls
+        self.v_max = v_max
         self._scratch: tuple[Any, Any] | None = None
 
     def reset(self, seed: int | None = None) -> None:
@@ -98,7 +107,11 @@ class ReacherExpert:
             data.xpos[target, :2] - data.xpos[arm_base, :2],
         )
         xd = jac @ qd  # m/s
-        acc = self.kp * err - self.kd * xd  # m/s²
+        v_des = (self.kp / self.kd) * err
+        if self.v_max is not None:
+            speed = float(np.linalg.norm(v_des))
+            v_des = v_des * min(1.0, self.v_max / max(speed, 1e-9))
+        acc = self.kd * (v_des - xd)  # m/s²; = kp err - kd xd inside the speed limit
         jjt = jac @ jac.T + (self.dls**2) * np.eye(2)
         qdd = jac.T @ np.linalg.solve(jjt, acc)  # rad/s²
 
