@@ -73,11 +73,15 @@ class Task(ABC):
         return None
 
     def evaluation_label(self) -> str:
-        """Names an evaluation (model-card entry ``"ddim, 10 steps"``; folder ``ddim_10``)."""
-        from sci_diffusion.train.sampling import sampler_settings
+        """Names an evaluation: model-card entry ``"ddim, 10 steps"`` (folder ``ddim_10``);
+        a start time other than 1 is part of it (``"heun, 10 steps, t_start 0.9"``, folder
+        ``heun_10_t0.9``), so the two evaluations of one checkpoint never share a folder.
+        Sampler options are not (each sampler config sets its own defaults, e.g. DDIM's eta)."""
+        from sci_diffusion.train.sampling import sampler_settings, start_time
 
         name, steps, _ = sampler_settings(self.cfg.sampler)
-        return f"{name}, {steps} steps"
+        t_start = start_time(self.cfg.sampler)
+        return f"{name}, {steps} steps" + (f", t_start {t_start:g}" if t_start != 1.0 else "")
 
     def card_sections(self) -> dict[str, dict[str, Any]]:
         """Extra model-card sections this task documents (section name -> fields)."""

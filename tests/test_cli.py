@@ -178,6 +178,15 @@ def test_eval_prints_metrics_json(trained_run: Path) -> None:
     assert (trained_run / "eval" / "ddim_20" / "metrics.json").is_file()
 
 
+def test_eval_folder_names_the_start_time(trained_run: Path) -> None:
+    args = ["eval", f"run={trained_run}", "sampler=ddim", "steps=5", "sampler.t_start=0.9"]
+    out = cli(args, trained_run.parent)
+    assert out.returncode == 0, out.stderr
+    assert (trained_run / "eval" / "ddim_5_t0.9" / "metrics.json").is_file()
+    card = (trained_run / "model_card.md").read_text()
+    assert "ddim, 5 steps, t_start 0.9" in card
+
+
 def test_sample_writes_n_samples(trained_run: Path, tmp_path: Path) -> None:
     from safetensors.torch import load_file
 

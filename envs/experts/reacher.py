@@ -11,8 +11,9 @@ acceleration
 ``v_max`` far from it (operational-space velocity saturation, Khatib 1987). Without the cap
 (expert v1) the law is time-optimal-like: full torque out, full torque back, and the switch
 step decides whether the tip overshoots, which a cloned policy reproduces badly (see
-docs/robotics.md). The commanded acceleration is mapped to joint torques through the fingertip Jacobian ``J`` (``mujoco.mj_jacBody``),
-the joint-space inertia ``M`` and the bias forces ``c`` (Coriolis, passive damping):
+docs/robotics.md). The commanded acceleration is mapped to joint torques through the
+fingertip Jacobian ``J`` (``mujoco.mj_jacBody``), the joint-space inertia ``M`` and the bias
+forces ``c`` (Coriolis, passive damping):
 
     q̈* = J⁺_λ (ẍ* − J̇ q̇)  ≈  J⁺_λ ẍ*,     τ = M q̈* − Kq q̇ + c
 

@@ -79,6 +79,13 @@ def load_run(run_dir: Path, device: str = "auto", local_rank: int = 0) -> Loaded
     return LoadedRun(cfg, task, task.denoiser(net), path, int(meta["step"]), dev, embedded)
 
 
+def evaluation_folder(label: str) -> str:
+    """The folder name of an evaluation label: ``"heun, 10 steps, t_start 0.9"`` ->
+    ``"heun_10_t0.9"``."""
+    folder = label.replace(" steps", "").replace("t_start ", "t").replace(", ", "_")
+    return folder.replace(" ", "_")
+
+
 def weights_fingerprint(weights: dict[str, Tensor]) -> str:
     """SHA-256 (first 16 hex digits) of the evaluated weights, names and bytes in name order:
     the same model gives the same fingerprint in a full and in an exported checkpoint."""
@@ -164,7 +171,7 @@ def evaluate_run(
         if read_only and out_dir is None:
             raise ValueError(f"{run_dir} {read_only}: nothing is written there; "
                              "pass out=<dir> (sci-diffusion sample ... out=<dir>)")  # fmt: skip
-        out_dir = out_dir or run_dir / "eval" / label.replace(", ", "_").replace(" steps", "")
+        out_dir = out_dir or run_dir / "eval" / evaluation_folder(label)
         seed = int(cfg.task.eval.get("seed", 0)) + 1_000_003 * info.rank  # disjoint streams
         generator = torch.Generator(device=loaded.device).manual_seed(seed)
         if info.enabled and not loaded.task.sharded_evaluation:
