@@ -266,6 +266,7 @@ class PolicyTask(Task):
             "observation": spec.observation,
             "receding_horizon": f"plan {self.horizon} actions from the last {self.n_obs_steps} "
                                 f"observations, execute {self.n_action_steps}, replan",
+            "demonstrations": self._demonstrations_note(),
             "normalization": "min/max limits of the demonstrations onto [-1, 1], stored in the "
                              "checkpoint (obs_normalizer, action_normalizer buffers)",
             "validation_status": "simulation only: evaluated in MuJoCo; never validated on "
@@ -275,3 +276,15 @@ class PolicyTask(Task):
                                   "failure (non_finite_action) and is counted; out-of-range "
                                   "actions are clipped to the bounds",
         }}  # fmt: skip
+
+    def _demonstrations_note(self) -> str:
+        """Where the training data came from, for the model card."""
+        meta = self.demos().meta
+        noise = float(meta.get("action_noise", 0.0))
+        rate = meta.get("expert_success_rate")
+        text = (f"{meta.get('episodes', '?')} episodes from {meta.get('source', 'unknown')}, "
+                "expert success " + ("unknown" if rate is None else f"{rate:.0%}"))  # fmt: skip
+        if noise > 0:
+            text += (f"; collected with DART noise sigma {noise:g} on the executed actions "
+                     "(labels are the expert's clean actions)")  # fmt: skip
+        return text

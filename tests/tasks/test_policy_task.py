@@ -99,6 +99,7 @@ def test_tiny_diffusion_policy_beats_mse_bc(runs: dict[str, Path]) -> None:
     assert video.stat().st_size > 0
     card = json.loads((runs["diffusion"] / "card.json").read_text())
     assert card["policy"]["validation_status"].startswith("simulation only")
+    assert card["policy"]["demonstrations"].startswith("100 episodes from scripted expert")
     assert "evaluation" in card
 
 
