@@ -237,6 +237,15 @@ def test_cli_demos(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demos", "task=nope", "episodes=2", f"out={tmp_path / 'x'}"]) == 2
     assert main(["demos", "episodes=2"]) == 2
     assert "task=..." in capsys.readouterr().err
+    for bad in ("action_noise=-0.1", "action_noise=lots", "action_noise=nan"):
+        target = tmp_path / "noisy"
+        assert main(["demos", "task=multimodal", "episodes=1", f"out={target}", bad]) == 2
+        assert "action_noise" in capsys.readouterr().err
+        assert not target.exists()
+    noisy = tmp_path / "noisy"
+    args = ["demos", "task=multimodal", "episodes=1", f"out={noisy}", "action_noise=0.1"]
+    assert main([*args, "progress=false"]) == 0
+    assert load_demos(noisy).meta["action_noise"] == 0.1
 
 
 class _RecordingExpert:
