@@ -199,6 +199,11 @@ def write_video(out_dir: Path, name: str, frames: list[np.ndarray]) -> Path:
 # -- collection ---------------------------------------------------------------------------------
 
 
+def _check_action_noise(action_noise: float) -> None:
+    if not action_noise >= 0:  # also refuses NaN
+        raise ValueError(f"action_noise must be >= 0 (and not NaN), got {action_noise}")
+
+
 def rollout(
     env: Any,
     expert: Any,
@@ -218,12 +223,12 @@ def rollout(
     Returns ``{"obs" (T+1, D) float32, "actions" (T, A) float32, "rewards" (T,) float32,
     "success" bool, "seed" int}``; appends rendered frames to ``frames`` when given.
     """
-    if action_noise < 0:
-        raise ValueError(f"action_noise must be >= 0, got {action_noise}")
+    _check_action_noise(action_noise)
     obs, info = env.reset(seed=seed)
     expert.reset(seed)
     noise = np.random.default_rng([seed, 0xDA27])
     low, high = env.action_space.low, env.action_space.high
+    noise_scale = action_noise * (high - low) / 2  # σ in units of half the action range
     observations = [np.asarray(obs, dtype=np.float32)]
     actions, rewards = [], []
     success = False
@@ -233,7 +238,7 @@ def rollout(
         action = np.asarray(expert.act(obs, env), dtype=np.float32)
         executed = action
         if action_noise > 0:
-            jitter = action_noise * (high - low) / 2 * noise.standard_normal(action.shape)
+            jitter = noise_scale * noise.standard_normal(action.shape)
             executed = np.clip(action + jitter, low, high).astype(np.float32)
         obs, reward, terminated, truncated, info = env.step(executed)
         observations.append(np.asarray(obs, dtype=np.float32))
@@ -284,6 +289,7 @@ def collect_demos(
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     if render < 0 or render > episodes:
         raise ValueError(f"render must be in [0, episodes={episodes}], got {render}")
+    _check_action_noise(action_noise)
     if spec.needs_env_name and env_name is None:
         env_name = DEFAULT_METAWORLD_ENV
     out_dir = Path(out_dir)

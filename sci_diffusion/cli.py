@@ -415,11 +415,9 @@ def cmd_demos(args: list[str]) -> int:
     if progress not in ("true", "false"):
         raise UsageError(f"progress must be true or false, got {opts['progress']!r}")
     try:
-        noise = float(opts.get("action_noise", "0"))
+        noise = float(opts.get("action_noise", "0"))  # its range is checked by collect_demos
     except ValueError:
         raise UsageError(f"action_noise must be a number, got {opts['action_noise']!r}") from None
-    if not noise >= 0:
-        raise UsageError(f"action_noise must be >= 0, got {noise}")
     meta = collect_demos(
         opts["task"], ints["episodes"], Path(opts["out"]), seed=ints["seed"],
         env_name=opts.get("env_name"), render=ints["render"], progress=progress == "true",

@@ -85,10 +85,14 @@ class PolicyTask(Task):
             return Path(str(d.demos))
         name = self.cfg.task.env + (f"-{self.env_name}" if self.env_name else "")
         version = f"expert{self.env_task.expert_version}"
-        noise = float(d.get("action_noise", 0.0))
+        noise = self._action_noise()
         noisy = f"-noise{noise:g}" if noise > 0 else ""
         key = f"{name}-{version}-{int(d.episodes)}ep-seed{int(d.seed)}{noisy}"
         return cache_dir() / "demos" / key
+
+    def _action_noise(self) -> float:
+        """DART noise σ of the demonstrations this task collects (0: none)."""
+        return float(self.cfg.task.data.get("action_noise", 0.0))
 
     def demos(self) -> Any:
         """The validated demonstrations (collected with the expert on first use)."""
@@ -100,7 +104,7 @@ class PolicyTask(Task):
                 progress = bool(d.get("progress", True))
                 collect_demos(self.cfg.task.env, int(d.episodes), path, seed=int(d.seed),
                               env_name=self.env_name, progress=progress,
-                              action_noise=float(d.get("action_noise", 0.0)))  # fmt: skip
+                              action_noise=self._action_noise())  # fmt: skip
             self._demos = load_demos(path)
         return self._demos
 
