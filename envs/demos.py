@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -42,7 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from sci_diffusion.train.rundir import temp_path
+from sci_diffusion.io.files import publish, temp_path
+from sci_diffusion.io.video import VIDEO_FPS, encode_video, write_video  # noqa: F401 (old names)
 
 __all__ = [
     "DEMOS_FILE",
@@ -61,8 +61,6 @@ FORMAT_VERSION = 1
 
 DEMOS_FILE = "demos.hdf5"
 META_FILE = "meta.json"
-VIDEO_FPS = 20
-"""Frames per second of rollout videos."""
 
 
 class DemoFormatError(ValueError):
@@ -110,10 +108,7 @@ def _versions(extra: tuple[str, ...] = ()) -> dict[str, str | None]:
 
 
 def _write_json_tmp(path: Path, data: Any) -> None:
-    with open(path, "w") as f:
-        f.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def _write_hdf5(path: Path, episodes: list[dict[str, Any]], env_id: str) -> None:
@@ -146,7 +141,7 @@ def _write_dataset(
     try:
         for name, frames in videos:
             with temp_path(out_dir, name) as tmp:
-                temps.append((tmp, out_dir / _write_video(tmp, frames, name)))
+                temps.append((tmp, out_dir / encode_video(tmp, frames, name)))
         meta["videos"] = [dst.name for _, dst in temps]
         with temp_path(out_dir, DEMOS_FILE) as tmp:
             temps.append((tmp, out_dir / DEMOS_FILE))
@@ -155,45 +150,11 @@ def _write_dataset(
             temps.append((tmp, out_dir / META_FILE))
             _write_json_tmp(tmp, meta)
         for tmp, dst in temps:  # meta.json last: its presence marks a complete data set
-            os.replace(tmp, dst)
+            publish(tmp, dst)
     except BaseException:
         for tmp, _ in temps:
             tmp.unlink(missing_ok=True)
         raise
-
-
-def _write_video(tmp: Path, frames: list[np.ndarray], name: str) -> str:
-    """Encode ``frames`` into ``tmp``: MP4 when imageio's ffmpeg/pyav plugin works, else GIF.
-    Returns the final file name (``name`` with the extension actually used)."""
-    import importlib.util
-
-    import imageio.v3 as iio
-
-    stem = Path(name).stem
-    array = np.stack([np.asarray(f, dtype=np.uint8) for f in frames])
-    plugins = [
-        p
-        for p, mod in (("pyav", "av"), ("FFMPEG", "imageio_ffmpeg"))
-        if importlib.util.find_spec(mod) is not None
-    ]
-    for plugin in plugins:
-        try:
-            iio.imwrite(tmp, array, plugin=plugin, extension=".mp4", fps=VIDEO_FPS)
-            if tmp.stat().st_size > 0:
-                return f"{stem}.mp4"
-        except Exception:  # a broken ffmpeg backend: try the next one, then GIF
-            continue
-    iio.imwrite(tmp, array, plugin="pillow", extension=".gif", duration=1000 / VIDEO_FPS, loop=0)
-    return f"{stem}.gif"
-
-
-def write_video(out_dir: Path, name: str, frames: list[np.ndarray]) -> Path:
-    """Write ``frames`` (each (H, W, 3) uint8) as ``out_dir/name`` (MP4, or GIF when no MP4
-    encoder works) atomically; returns the path written."""
-    with temp_path(out_dir, name) as tmp:
-        final = out_dir / _write_video(tmp, frames, name)
-        os.replace(tmp, final)
-    return final
 
 
 # -- collection ---------------------------------------------------------------------------------

@@ -14,10 +14,10 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from sci_diffusion.cli import compose
+from sci_diffusion.config import compose
+from sci_diffusion.io.files import write_text_atomic
 from sci_diffusion.train.embedded import embedded_run
 from sci_diffusion.train.evaluate import evaluate_run
-from sci_diffusion.train.rundir import write_text_atomic
 from sci_diffusion.train.trainer import train
 
 EVAL_SAMPLERS = (("ddim", 50), ("dpm_solver_pp_2m", 10), ("ddpm", 100))

@@ -77,7 +77,7 @@ class Task(ABC):
         a start time other than 1 is part of it (``"heun, 10 steps, t_start 0.9"``, folder
         ``heun_10_t0.9``), so the two evaluations of one checkpoint never share a folder.
         Sampler options are not (each sampler config sets its own defaults, e.g. DDIM's eta)."""
-        from sci_diffusion.train.sampling import sampler_settings, start_time
+        from sci_diffusion.core.sampler_config import sampler_settings, start_time
 
         name, steps, _ = sampler_settings(self.cfg.sampler)
         t_start = start_time(self.cfg.sampler)

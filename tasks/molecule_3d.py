@@ -34,7 +34,7 @@ from sci_diffusion.core import (
     ProductSpace,
     make_schedule,
 )
-from sci_diffusion.train.sampling import run_sampler
+from sci_diffusion.core.sampler_config import run_sampler
 
 from .base import Batch, DataInfo
 from .molecule_graph import EDGE_KEY, NODE_KEYS, MoleculeGraphTask

@@ -26,7 +26,7 @@ from sci_diffusion.core import (
     ProductSpace,
     make_schedule,
 )
-from sci_diffusion.train.sampling import describe_sampler, run_sampler
+from sci_diffusion.core.sampler_config import describe_sampler, run_sampler
 
 from .base import Batch, DataInfo, Task
 

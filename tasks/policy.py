@@ -11,7 +11,6 @@ the demonstration seeds) in lockstep batches of ``task.eval.n_envs``.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,9 @@ import torch
 from torch import Tensor, nn
 
 from sci_diffusion.core import Denoiser, DiffusionObjective, EuclideanSpace, make_schedule
+from sci_diffusion.core.sampler_config import describe_sampler
+from sci_diffusion.io.cache import cache_dir
+from sci_diffusion.io.files import write_json_atomic
 from sci_diffusion.policy.network import PolicyNetwork, RegressionObjective, policy_network
 from sci_diffusion.policy.normalize import LimitsNormalizer
 from sci_diffusion.policy.policy import Policy
@@ -31,8 +33,6 @@ from sci_diffusion.policy.rollout import (
     write_videos,
 )
 from sci_diffusion.policy.windows import Windows, make_windows
-from sci_diffusion.train.rundir import write_json_atomic
-from sci_diffusion.train.sampling import describe_sampler
 
 from .base import Batch, DataInfo, Task
 
@@ -42,11 +42,6 @@ BACKBONES = {
     "mlp": ("sci_diffusion.nets.policy_mlp", "PolicyMLP"),
 }
 """``model.name`` -> backbone class; every one is ``net(x (B,H,Da), t (B,), obs (B,To,Do))``."""
-
-
-def cache_dir() -> Path:
-    """Where generated data sets live: ``$SCI_DIFFUSION_CACHE`` or ``~/.cache/sci_diffusion``."""
-    return Path(os.environ.get("SCI_DIFFUSION_CACHE", Path.home() / ".cache" / "sci_diffusion"))
 
 
 class PolicyTask(Task):

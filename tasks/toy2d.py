@@ -17,11 +17,11 @@ from torch import Tensor, nn
 
 from sci_diffusion.core import Denoiser, EuclideanSpace, GaussianMixture, make_schedule
 from sci_diffusion.core.metrics import noise_floor, sliced_wasserstein
+from sci_diffusion.core.sampler_config import describe_sampler, run_sampler
+from sci_diffusion.io.checkpoint import save_checkpoint
+from sci_diffusion.io.files import write_text_atomic
 from sci_diffusion.nets import MLPDenoiser
 from sci_diffusion.report.svg import scatter_svg
-from sci_diffusion.train.checkpoint import save_checkpoint
-from sci_diffusion.train.rundir import write_text_atomic
-from sci_diffusion.train.sampling import describe_sampler, run_sampler
 
 from .base import Batch, DataInfo, Task
 

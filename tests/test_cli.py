@@ -16,8 +16,9 @@ import pytest
 import torch
 from support import SMALL_RUN, subprocess_env
 
-from sci_diffusion.cli import COMMANDS, compose
-from sci_diffusion.train.checkpoint import latest_checkpoint, load_checkpoint
+from sci_diffusion.cli import COMMANDS
+from sci_diffusion.config import compose
+from sci_diffusion.io.checkpoint import latest_checkpoint, load_checkpoint
 from sci_diffusion.train.trainer import train
 
 SMALL = SMALL_RUN

@@ -28,8 +28,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..io.files import write_json_atomic
 from ..nets.egnn import EGNN
-from ..train.rundir import write_json_atomic
 from .sampler import machine_info
 
 # Molecule sizes in QM9 (130,831 molecules; qm9pack's `Elements` column): size -> count.

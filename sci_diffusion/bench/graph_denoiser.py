@@ -36,9 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..io.files import write_json_atomic
 from ..nets.embeddings import SinusoidalTimeEmbedding
 from ..nets.graph_transformer import GraphTransformer, pair_mask
-from ..train.rundir import write_json_atomic
 from .sampler import machine_info
 
 SIZES: tuple[tuple[str, int, int], ...] = (("qm9", 9, 256), ("moses", 27, 64))

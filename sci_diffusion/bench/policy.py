@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from sci_diffusion.core import CosineSchedule, Denoiser, EuclideanSpace, sample
-from sci_diffusion.train.rundir import write_json_atomic
+from sci_diffusion.io.files import write_json_atomic
 
 from .policy_nets import policy_table, time_policy_nets
 from .sampler import (

@@ -37,7 +37,7 @@ from ..core.parameterization import Denoiser
 from ..core.samplers import function_evaluations, sample
 from ..core.schedules import CosineSchedule, Schedule, make_schedule
 from ..core.spaces import EuclideanSpace
-from ..train.rundir import write_json_atomic
+from ..io.files import write_json_atomic
 
 MEANS = ((-2.0, 0.0), (2.0, 1.0), (0.0, -2.5))
 STDS = (0.3, 0.5, 0.4)

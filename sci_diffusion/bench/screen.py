@@ -42,7 +42,7 @@ from rdkit.Chem import QED
 
 from ..chem.gate import alert_catalog, available_cores, run_gate
 from ..chem.properties import sascorer
-from ..train.rundir import write_json_atomic
+from ..io.files import write_json_atomic
 from .sampler import machine_info
 
 TARGET_RATIO = 0.9

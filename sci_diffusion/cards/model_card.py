@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sci_diffusion.train.rundir import write_json_atomic, write_text_atomic
+from sci_diffusion.io.files import write_json_atomic, write_text_atomic
 
 CARD_FACTS = "card.json"
 CARD_FILE = "model_card.md"

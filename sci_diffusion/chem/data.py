@@ -24,7 +24,6 @@ import hashlib
 import importlib.util
 import io
 import json
-import os
 import re
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -34,7 +33,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sci_diffusion.train.rundir import write_json_atomic
+from sci_diffusion.io.cache import CACHE_ENV as _ENV_CACHE  # noqa: F401 (old name)
+from sci_diffusion.io.cache import cache_dir
+from sci_diffusion.io.files import write_json_atomic
 
 if TYPE_CHECKING:  # RDKit and pandas are imported where used: they are slow to import
     from rdkit import Chem
@@ -53,17 +54,10 @@ MOSES_SPLITS = ("train", "test", "test_scaffolds")
 MOSES_SIZES: Mapping[str, int] = {"train": 1_584_663, "test": 176_074, "test_scaffolds": 176_225}
 
 _QM9_FILES = ("qm9_part1.csv", "qm9_part2.csv", "qm9_part3.csv")
-_ENV_CACHE = "SCI_DIFFUSION_CACHE"
 _TIMESTAMP = re.compile(r"^\[\d\d:\d\d:\d\d\] ")
 
 
 # --------------------------------------------------------------------------- cache and files
-
-
-def cache_dir() -> Path:
-    """The cache root: ``$SCI_DIFFUSION_CACHE`` if set, else ``~/.cache/sci_diffusion``."""
-    env = os.environ.get(_ENV_CACHE)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "sci_diffusion"
 
 
 _DIGESTS: dict[tuple[str, int, int], str] = {}

@@ -33,7 +33,7 @@ from rdkit import Chem, rdBase
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from sci_diffusion.train.rundir import temp_path
+from sci_diffusion.io.files import temp_path
 
 from .data import (
     InputMolecule,

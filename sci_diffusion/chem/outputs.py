@@ -41,7 +41,7 @@ from rdkit import Chem
 from rdkit.Chem import Draw, rdDepictor
 
 from sci_diffusion import __version__
-from sci_diffusion.train.rundir import temp_path
+from sci_diffusion.io.files import temp_path
 
 from .gate import GATES, GateConfig, MoleculeRecord, gate_metrics
 from .properties import PROPERTY_NAMES, without_hydrogens

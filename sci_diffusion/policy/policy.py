@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from sci_diffusion.core import Denoiser
-from sci_diffusion.train.sampling import run_sampler, start_time
+from sci_diffusion.core.sampler_config import run_sampler, start_time
 
 from .network import PolicyNetwork
 

@@ -173,7 +173,7 @@ def episode_table(episodes: list[Episode]) -> list[dict[str, Any]]:
 
 def write_videos(episodes: list[Episode], out_dir: Path) -> list[str]:
     """Write the recorded episodes' frames as videos into ``out_dir``; returns file names."""
-    from sci_diffusion.envs.demos import write_video
+    from sci_diffusion.io.video import write_video
 
     names = []
     for ep in episodes:

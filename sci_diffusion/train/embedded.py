@@ -6,7 +6,7 @@ An embedded default for task ``T`` is the directory ``sci_diffusion/embedded/T/`
     checkpoints/step_XXXXXXXX.safetensors  EMA weights only (the ``ema.*`` tensors, float32)
     model_card.md                        the run's card under a header naming the source
 
-The checkpoint is an ordinary :mod:`~sci_diffusion.train.checkpoint` file: written by
+The checkpoint is an ordinary :mod:`~sci_diffusion.io.checkpoint` file: written by
 ``save_checkpoint`` with its own content hash, so ``load_run`` reads the directory like a run
 directory and refuses a modified file. It holds no optimizer state, no raw (non-EMA) weights
 and no RNG state, so it can be sampled from and evaluated but not resumed. Its metadata keeps
@@ -32,8 +32,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 import sci_diffusion
-
-from .checkpoint import (
+from sci_diffusion.io.checkpoint import (
     CheckpointError,
     checkpoint_path,
     latest_checkpoint,
@@ -41,7 +40,7 @@ from .checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from .rundir import CHECKPOINT_DIR, CONFIG_FILE
+from sci_diffusion.io.rundir import CHECKPOINT_DIR, CONFIG_FILE
 
 __all__ = [
     "DEFAULT_TASK",

@@ -22,10 +22,7 @@ from torch import nn
 import sci_diffusion
 from sci_diffusion.cards import update_model_card
 from sci_diffusion.core import EMA
-from sci_diffusion.tasks import build_task
-from sci_diffusion.tasks.base import Task
-
-from .checkpoint import (
+from sci_diffusion.io.checkpoint import (
     checkpoint_path,
     latest_checkpoint,
     load_checkpoint,
@@ -35,8 +32,11 @@ from .checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from sci_diffusion.io.rundir import CHECKPOINT_DIR, RunLogger, git_commit, save_config
+from sci_diffusion.tasks import build_task
+from sci_diffusion.tasks.base import Task
+
 from .distributed import DistInfo, init_distributed, resolve_device, shutdown_distributed
-from .rundir import CHECKPOINT_DIR, RunLogger, git_commit, save_config
 
 
 class TrainingDiverged(RuntimeError):

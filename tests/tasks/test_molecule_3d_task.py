@@ -13,7 +13,8 @@ import pytest
 import torch
 from rdkit import Chem
 
-from sci_diffusion.cli import compose, main
+from sci_diffusion.cli import main
+from sci_diffusion.config import compose
 from sci_diffusion.train.trainer import train
 
 TINY = [

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sci_diffusion.cli import compose, main
+from sci_diffusion.cli import main
+from sci_diffusion.config import compose
 from sci_diffusion.train.trainer import train
 
 TINY = [

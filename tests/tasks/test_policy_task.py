@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import torch
 
-from sci_diffusion.cli import compose
+from sci_diffusion.config import compose
 from sci_diffusion.train.evaluate import evaluate_run, load_run
 from sci_diffusion.train.trainer import train
 
@@ -162,7 +162,7 @@ def test_resume_continues_a_policy_run_exactly(tmp_path: Path) -> None:
     the windows, the normalization and the per-step seeds are all rebuilt identically."""
     import shutil
 
-    from sci_diffusion.train.checkpoint import load_checkpoint
+    from sci_diffusion.io.checkpoint import load_checkpoint
 
     cfg, _ = compose([*TINY, "trainer.max_steps=30", "trainer.checkpoint_every=10"])
     straight = train(cfg, tmp_path / "straight")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sci_diffusion.cli import compose
+from sci_diffusion.config import compose
 from sci_diffusion.train.evaluate import evaluate_run
 from sci_diffusion.train.trainer import train
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 from support import SMALL_RUN, subprocess_env
 
-from sci_diffusion.train.checkpoint import list_checkpoints, load_checkpoint
+from sci_diffusion.io.checkpoint import list_checkpoints, load_checkpoint
 
 SMALL = SMALL_RUN
 
@@ -106,8 +106,8 @@ HELPER = textwrap.dedent(
     import torch
     import torch.distributed as dist
 
-    from sci_diffusion.cli import compose
-    from sci_diffusion.train.checkpoint import load_checkpoint
+    from sci_diffusion.config import compose
+    from sci_diffusion.io.checkpoint import load_checkpoint
     from sci_diffusion.train.trainer import Trainer, TrainingDiverged, step_seed, train
 
     run_dir, mode = Path(sys.argv[1]), sys.argv[2]

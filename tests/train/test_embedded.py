@@ -16,9 +16,10 @@ import pytest
 import torch
 
 from sci_diffusion import quickstart
-from sci_diffusion.cli import compose, main
+from sci_diffusion.cli import main
+from sci_diffusion.config import compose
+from sci_diffusion.io.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
 from sci_diffusion.train import embedded
-from sci_diffusion.train.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
 from sci_diffusion.train.embedded import (
     available_embedded,
     embedded_run,

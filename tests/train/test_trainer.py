@@ -18,15 +18,15 @@ from omegaconf import OmegaConf
 from support import SMALL_RUN, subprocess_env
 
 from sci_diffusion import cli
-from sci_diffusion.cli import compose
-from sci_diffusion.tasks import build_task
-from sci_diffusion.train.checkpoint import (
+from sci_diffusion.config import compose
+from sci_diffusion.io.checkpoint import (
     CheckpointError,
     checkpoint_path,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
 )
+from sci_diffusion.tasks import build_task
 from sci_diffusion.train.trainer import Trainer, TrainingDiverged, train
 
 SMALL = SMALL_RUN
@@ -299,7 +299,7 @@ def test_loaded_tensors_do_not_alias_the_file(tmp_path: Path) -> None:
     """load_checkpoint verifies the bytes it returns: modifying the file in place afterwards
     must not change them. (Today they are views of a memory map of the file: an in-place
     edit changes the verified tensors, and truncating the file makes reading them SIGBUS.)"""
-    from sci_diffusion.train.checkpoint import save_checkpoint
+    from sci_diffusion.io.checkpoint import save_checkpoint
 
     path = tmp_path / "ck.safetensors"
     save_checkpoint(path, {"w": torch.zeros(4096)}, {"step": 1})
@@ -406,7 +406,7 @@ def test_model_card_reports_bf16_autocast_on_cpu(tmp_path: Path) -> None:
 def test_max_minutes_counts_the_time_before_a_resume(tmp_path: Path) -> None:
     """``trainer.max_minutes`` is the run's total budget: a resumed run whose checkpoint already
     spent it stops at once instead of granting the budget again."""
-    from sci_diffusion.cli import compose
+    from sci_diffusion.config import compose
     from sci_diffusion.train.trainer import train
 
     cfg, _ = compose(["task=toy2d", *SMALL_RUN, "trainer.max_steps=20"])

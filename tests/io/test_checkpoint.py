@@ -15,7 +15,7 @@ import safetensors
 import safetensors.torch
 import torch
 
-from sci_diffusion.train.checkpoint import (
+from sci_diffusion.io.checkpoint import (
     CheckpointError,
     checkpoint_path,
     latest_checkpoint,
