@@ -28,7 +28,7 @@ from sci_diffusion.tasks.base import Task
 
 from .distributed import init_distributed, resolve_device, shutdown_distributed
 from .embedded import EMBEDDED_KEY, is_embedded_dir
-from .sampling import sampler_settings
+from sci_diffusion.core.sampler_config import sampler_settings
 
 
 @dataclass
