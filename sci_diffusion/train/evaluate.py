@@ -16,19 +16,20 @@ from torch import Tensor
 
 from sci_diffusion.cards import update_model_card
 from sci_diffusion.core import Denoiser
+from sci_diffusion.core.sampler_config import sampler_settings
 from sci_diffusion.io.checkpoint import (
     CheckpointError,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
 )
-from sci_diffusion.io.rundir import CHECKPOINT_DIR, METRICS_FILE, write_json_atomic
+from sci_diffusion.io.files import write_json_atomic
+from sci_diffusion.io.rundir import CHECKPOINT_DIR, METRICS_FILE
 from sci_diffusion.tasks import build_task
 from sci_diffusion.tasks.base import Task
 
 from .distributed import init_distributed, resolve_device, shutdown_distributed
 from .embedded import EMBEDDED_KEY, is_embedded_dir
-from sci_diffusion.core.sampler_config import sampler_settings
 
 
 @dataclass
