@@ -40,7 +40,8 @@ import rdkit
 from rdkit import Chem, rdBase
 from rdkit.Chem import QED
 
-from ..chem.gate import alert_catalog, available_cores, run_gate
+from ..chem.gate import alert_catalog, run_gate
+from ..chem.parallel import available_cores
 from ..chem.properties import sascorer
 from ..io.files import write_json_atomic
 from .sampler import machine_info

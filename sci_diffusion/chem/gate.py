@@ -43,21 +43,23 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import multiprocessing
-import os
 import re
-import sys
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from rdkit import Chem, rdBase
 from rdkit.Chem import FilterCatalog
 
+from ._deprecated import moved_names
+from .parallel import map_chunks, resolve_processes
 from .plausibility import PLAUSIBILITY_CHECKS, PlausibilityConfig, check_plausibility
 from .properties import PROPERTY_NAMES, compute_properties, sascorer, without_hydrogens
+
+__getattr__ = moved_names(
+    __name__, {"available_cores": "sci_diffusion.chem.parallel:available_cores"}
+)
 
 GATES: tuple[str, ...] = (
     "construction",
@@ -781,47 +783,6 @@ def _encode(item: MoleculeInput) -> tuple[str, Any]:
 # Parallel map, batch-level checks, records
 
 
-def available_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _resolve_processes(processes: int | None) -> int:
-    if processes is None:
-        return available_cores()
-    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
-        raise ValueError(f"processes must be a positive integer or None, got {processes!r}")
-    return processes
-
-
-def _chunks(items: Sequence[Any], processes: int, chunk_size: int | None) -> Iterator[Any]:
-    # ~16 chunks per worker balance the load; the floor keeps per-chunk IPC negligible.
-    size = chunk_size or max(8, min(500, math.ceil(len(items) / (16 * processes))))
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _pool(processes: int) -> ProcessPoolExecutor:
-    # fork shares the warmed-up catalogs and SA table with the workers (no per-worker start-up);
-    # workers only run RDKit, never anything of the caller's threads.
-    context = multiprocessing.get_context("fork") if sys.platform.startswith("linux") else None
-    return ProcessPoolExecutor(max_workers=processes, mp_context=context)
-
-
-def _map_chunks(
-    fn: Any, config: Any, items: Sequence[Any], processes: int, chunk_size: int | None
-) -> list[Any]:
-    """``fn(config, chunk)`` over chunks of ``items``, inline or in a pool; flattened, in order."""
-    chunks = list(_chunks(items, processes, chunk_size))
-    if processes == 1 or len(chunks) <= 1:
-        return [out for chunk in chunks for out in fn(config, chunk)]
-    with _pool(min(processes, len(chunks))) as pool:
-        return [out for result in pool.map(fn, [config] * len(chunks), chunks) for out in result]
-
-
 def run_gate(
     inputs: Sequence[MoleculeInput],
     config: GateConfig | None = None,
@@ -831,6 +792,7 @@ def run_gate(
     training_smiles: Collection[str] | None = None,
     processes: int | None = 1,
     chunk_size: int | None = None,
+    progress: bool = False,
 ) -> list[MoleculeRecord]:
     """Screen molecules through every check of the gate (module docstring) and keep all results.
 
@@ -852,6 +814,8 @@ def run_gate(
         every available core.
     chunk_size
         Molecules per task sent to a worker (default: about 16 tasks per worker).
+    progress
+        Show the per-molecule checks' progress (:mod:`sci_diffusion.io.progress`).
 
     Returns
     -------
@@ -863,10 +827,11 @@ def run_gate(
     for label, labels in (("names", names), ("sources", sources)):
         if labels is not None and len(labels) != count:
             raise ValueError(f"{label} has {len(labels)} entries for {count} inputs")
-    processes = _resolve_processes(processes)
+    processes = resolve_processes(processes)
     encoded = [_encode(item) for item in inputs]
     _checker_for(config)  # build catalogs before any fork, so workers inherit them
-    partial = _map_chunks(_check_chunk, config, encoded, processes, chunk_size)
+    partial = map_chunks(_check_chunk, config, encoded, processes, chunk_size,
+                         progress="screening gate" if progress else None)  # fmt: skip
     records = [
         _record(i, result, names[i] if names else None, sources[i] if sources else None)
         for i, result in enumerate(partial)
@@ -981,15 +946,19 @@ def _canonical_chunk(isomeric: bool, chunk: Sequence[str]) -> list[str | None]:
 
 
 def canonical_smiles_set(
-    smiles: Iterable[str], *, isomeric: bool = False, processes: int | None = 1
+    smiles: Iterable[str],
+    *,
+    isomeric: bool = False,
+    processes: int | None = 1,
+    progress: bool = False,
 ) -> frozenset[str]:
     """RDKit canonical SMILES (hydrogens implicit) of ``smiles``, e.g. a training set for
     novelty; unparsable and empty entries are dropped.
 
     Shared by the gate's novelty check (isomeric, like its records: ``isomeric=True``) and
     :func:`~sci_diffusion.chem.metrics.molecule_metrics` (non-isomeric, as EDM; pass it with
-    ``training_is_canonical=True``). It lives by the process pool so that screening need not
-    import the metrics module and torch.
+    ``training_is_canonical=True``). It lives here so that screening need not import the
+    metrics module and torch.
 
     Parameters
     ----------
@@ -999,9 +968,12 @@ def canonical_smiles_set(
         Keep stereochemistry in the canonical SMILES.
     processes
         Worker processes (1 inline, ``None`` all cores).
+    progress
+        Show progress (a training set of 100,000 molecules takes several seconds).
     """
     items = list(smiles)
-    canonical = _map_chunks(_canonical_chunk, isomeric, items, _resolve_processes(processes), None)
+    desc = "canonical SMILES" if progress else None
+    canonical = map_chunks(_canonical_chunk, isomeric, items, processes, progress=desc)
     return frozenset(s for s in canonical if s is not None)
 
 

@@ -109,17 +109,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import multiprocessing
-import os
-import sys
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from rdkit import Chem, rdBase
 from rdkit.Chem import rdDistGeom, rdForceFieldHelpers
+
+from .parallel import map_chunks
 
 __all__ = [
     "PLAUSIBILITY_CHECKS",
@@ -594,21 +592,12 @@ def _check_encoded(
     return [check_plausibility(None if b is None else Chem.Mol(b), config) for b in chunk]
 
 
-def _resolve_processes(processes: int | None) -> int:
-    if processes is None:
-        try:
-            return len(os.sched_getaffinity(0))
-        except AttributeError:  # not on Linux
-            return os.cpu_count() or 1
-    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
-        raise ValueError(f"processes must be a positive integer or None, got {processes!r}")
-    return processes
-
-
 def check_plausibility_many(
     mols: Sequence[Chem.Mol | None],
     config: PlausibilityConfig | None = None,
     processes: int | None = None,
+    *,
+    progress: bool = False,
 ) -> list[dict[str, Any]]:
     """:func:`check_plausibility` over many molecules in worker processes, in input order.
 
@@ -623,6 +612,8 @@ def check_plausibility_many(
         Worker processes; None uses every available core, 1 runs inline. Molecules travel to
         the workers in RDKit's binary format (``Mol.ToBinary``, coordinates as doubles), not as
         pickled objects; results equal those of :func:`check_plausibility`.
+    progress
+        Show progress (about 30 ms per QM9-sized molecule and core).
 
     Returns
     -------
@@ -636,16 +627,10 @@ def check_plausibility_many(
     # Coordinates as doubles: RDKit's default binary keeps them in single precision.
     flags = Chem.PropertyPickleOptions.CoordsAsDouble
     encoded = [None if m is None else m.ToBinary(flags) for m in mols]
-    processes = min(_resolve_processes(processes), max(1, len(encoded)))
-    if processes == 1:
-        return _check_encoded(config, encoded)
-    size = max(1, min(64, math.ceil(len(encoded) / (8 * processes))))
-    chunks = [encoded[i : i + size] for i in range(0, len(encoded), size)]
-    # fork: workers start at once and only run RDKit; spawn elsewhere.
-    context = multiprocessing.get_context("fork") if sys.platform.startswith("linux") else None
-    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
-        parts = pool.map(_check_encoded, [config] * len(chunks), chunks)
-        return [result for part in parts for result in part]
+    # Small chunks: a molecule takes ~30 ms here, against well under 1 ms in the gate's checks.
+    desc = "3D plausibility" if progress else None
+    return map_chunks(_check_encoded, config, encoded, processes,
+                      per_worker=8, smallest=1, largest=64, progress=desc)  # fmt: skip
 
 
 def plausibility_pass_rate(results: Sequence[Mapping[str, Any]]) -> float:
