@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from sci_diffusion.envs.episodes import ExpertActor, check_action_noise, play_episodes
 from sci_diffusion.io.files import publish, temp_path
 from sci_diffusion.io.video import VIDEO_FPS, encode_video, write_video  # noqa: F401 (old names)
 
@@ -160,11 +161,6 @@ def _write_dataset(
 # -- collection ---------------------------------------------------------------------------------
 
 
-def _check_action_noise(action_noise: float) -> None:
-    if not action_noise >= 0:  # also refuses NaN
-        raise ValueError(f"action_noise must be >= 0 (and not NaN), got {action_noise}")
-
-
 def rollout(
     env: Any,
     expert: Any,
@@ -173,7 +169,8 @@ def rollout(
     frames: list[np.ndarray] | None = None,
     action_noise: float = 0.0,
 ) -> dict[str, Any]:
-    """Run one expert episode from ``env.reset(seed=seed)``.
+    """Run one expert episode from ``env.reset(seed=seed)`` through the episode loop
+    (:func:`~sci_diffusion.envs.episodes.play_episodes`).
 
     ``action_noise = σ > 0`` injects noise the DART way (Laskey et al., CoRL 2017): the env
     executes ``clip(a* + σ · (high − low) / 2 · ε)``, ε ~ N(0, I) seeded by ``seed``, while the
@@ -184,42 +181,12 @@ def rollout(
     Returns ``{"obs" (T+1, D) float32, "actions" (T, A) float32, "rewards" (T,) float32,
     "success" bool, "seed" int}``; appends rendered frames to ``frames`` when given.
     """
-    _check_action_noise(action_noise)
-    obs, info = env.reset(seed=seed)
-    expert.reset(seed)
-    noise = np.random.default_rng([seed, 0xDA27])
-    low, high = env.action_space.low, env.action_space.high
-    noise_scale = action_noise * (high - low) / 2  # σ in units of half the action range
-    observations = [np.asarray(obs, dtype=np.float32)]
-    actions, rewards = [], []
-    success = False
+    (episode,) = play_episodes(task, ExpertActor([expert]), [seed], envs=[env],
+                               render=int(frames is not None), record=True,
+                               action_noise=action_noise)  # fmt: skip
     if frames is not None:
-        frames.append(env.render())
-    for _ in range(task.max_steps):
-        action = np.asarray(expert.act(obs, env), dtype=np.float32)
-        executed = action
-        if action_noise > 0:
-            jitter = noise_scale * noise.standard_normal(action.shape)
-            executed = np.clip(action + jitter, low, high).astype(np.float32)
-        obs, reward, terminated, truncated, info = env.step(executed)
-        observations.append(np.asarray(obs, dtype=np.float32))
-        actions.append(action)
-        rewards.append(float(reward))
-        if frames is not None:
-            frames.append(env.render())
-        if task.success_any_step:
-            success = success or task.success(env, info)
-        if terminated or truncated:
-            break
-    if not task.success_any_step:
-        success = task.success(env, info)
-    return {
-        "obs": np.stack(observations),
-        "actions": np.stack(actions).astype(np.float32),
-        "rewards": np.asarray(rewards, dtype=np.float32),
-        "success": bool(success),
-        "seed": int(seed),
-    }
+        frames.extend(episode.frames or [])
+    return episode.record()
 
 
 def collect_demos(
@@ -241,8 +208,6 @@ def collect_demos(
     :func:`rollout`); ``meta.json`` records it.
     Returns the meta dictionary written to ``meta.json``.
     """
-    from tqdm.auto import tqdm
-
     from sci_diffusion.envs.registry import DEFAULT_METAWORLD_ENV, get_task
 
     spec = get_task(task)
@@ -250,27 +215,23 @@ def collect_demos(
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     if render < 0 or render > episodes:
         raise ValueError(f"render must be in [0, episodes={episodes}], got {render}")
-    _check_action_noise(action_noise)
+    check_action_noise(action_noise)
     if spec.needs_env_name and env_name is None:
         env_name = DEFAULT_METAWORLD_ENV
     out_dir = Path(out_dir)
     start = time.perf_counter()
     env = spec.make_env(seed, render_mode="rgb_array" if render else None, env_name=env_name)
     try:
-        expert = spec.make_expert(env_name=env_name)
-        records: list[dict[str, Any]] = []
-        videos: list[tuple[str, list[np.ndarray]]] = []
-        bar = tqdm(range(episodes), desc=f"demos {task}", disable=not progress, unit="ep")
-        for i in bar:
-            frames: list[np.ndarray] | None = [] if i < render else None
-            records.append(rollout(env, expert, spec, seed + i, frames, action_noise))
-            if frames is not None:
-                videos.append((f"episode_{i:06d}.mp4", frames))
-            bar.set_postfix(success=f"{sum(r['success'] for r in records)}/{len(records)}")
+        actor = ExpertActor.for_task(spec, env_name=env_name)
+        played = play_episodes(spec, actor, range(seed, seed + episodes), envs=[env],
+                               render=render, record=True, action_noise=action_noise,
+                               progress=progress, desc=f"demos {task}")  # fmt: skip
         space = env.action_space
-        obs_dim = int(records[0]["obs"].shape[1])
     finally:
         env.close()
+    records = [ep.record() for ep in played]
+    videos = [(f"episode_{i:06d}.mp4", ep.frames) for i, ep in enumerate(played) if ep.frames]
+    obs_dim = int(records[0]["obs"].shape[1])
     successes = int(sum(r["success"] for r in records))
     lengths = [len(r["actions"]) for r in records]
     meta = {

@@ -6,14 +6,20 @@ expert is made, so importing this module is cheap.
 
 * ``multimodal``: ``sci_diffusion/MultimodalReach-v0`` (120 steps, terminates on success),
   :class:`~sci_diffusion.envs.experts.multimodal.MultimodalReachExpert`, success =
-  ``info["is_success"]``.
+  :data:`~sci_diffusion.envs.experts.success.MULTIMODAL_SUCCESS` (``info["is_success"]``).
 * ``reacher``: gymnasium ``Reacher-v5`` (50 steps), :class:`ReacherExpert`, success =
-  :func:`~sci_diffusion.envs.experts.success.reacher_success` at the last step.
+  :data:`~sci_diffusion.envs.experts.success.REACHER_SUCCESS` (``reacher_success`` after the
+  last step).
 * ``pusher``: gymnasium ``Pusher-v5`` with ``max_episode_steps=300`` (the default 100 steps is
   too short for the soft puck contact, see ``docs/robotics.md``), :class:`PusherExpert`,
-  success = :func:`~sci_diffusion.envs.experts.success.pusher_success` at the last step.
+  success = :data:`~sci_diffusion.envs.experts.success.PUSHER_SUCCESS` (``pusher_success``
+  after the last step).
 * ``metaworld``: Meta-World MT1 ``env_name`` (default ``push-v3``; 500 steps),
-  :class:`MetaWorldExpert`, success = ``info["success"]`` at any step (benchmark convention).
+  :class:`MetaWorldExpert`, success =
+  :data:`~sci_diffusion.envs.experts.success.METAWORLD_SUCCESS` (``info["success"]`` at any
+  step, the benchmark convention).
+
+Episodes of every task run through one loop, :func:`sci_diffusion.envs.episodes.play_episodes`.
 """
 
 from __future__ import annotations
@@ -21,6 +27,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from sci_diffusion.envs.experts.success import (
+    METAWORLD_SUCCESS,
+    MULTIMODAL_SUCCESS,
+    PUSHER_SUCCESS,
+    REACHER_SUCCESS,
+    SuccessRule,
+)
 
 __all__ = ["DEFAULT_METAWORLD_ENV", "ENV_TASKS", "EnvTask", "get_task"]
 
@@ -43,10 +57,8 @@ class EnvTask:
             ``reset``.
         make_expert: ``make_expert(env_name=None)`` → an :class:`~..experts.base.Expert`.
         max_steps: episode horizon in env steps (the env truncates there itself).
-        success: ``success(env, info)`` → whether the episode counts as a success, evaluated
-            on the state after a step.
-        success_any_step: True: the episode succeeds if ``success`` holds after any step;
-            False: only the state after the last step counts.
+        success: the environment's :class:`~sci_diffusion.envs.experts.success.SuccessRule`
+            (also callable as ``success(env, info)``: the check on the state after a step).
         needs_env_name: whether the task takes an ``env_name`` (Meta-World).
         expert_version: bumped whenever the expert's behaviour changes, so that cached
             demonstrations of an older expert are never reused.
@@ -59,12 +71,16 @@ class EnvTask:
     make_env: Callable[..., Any]
     make_expert: Callable[..., Any]
     max_steps: int
-    success: Callable[[Any, dict], bool]
-    success_any_step: bool = False
+    success: SuccessRule
     needs_env_name: bool = False
     expert_version: int = 1
     observation: str = "see docs/robotics.md"
     gaps: str = "see docs/robotics.md"
+
+    @property
+    def success_any_step(self) -> bool:
+        """Whether success after any step counts (``success.any_step``), else the last."""
+        return self.success.any_step
 
 
 def _no_env_name(task: str, env_name: str | None) -> None:
@@ -112,12 +128,6 @@ def _reacher_expert(env_name: str | None = None) -> Any:
     return ReacherExpert()
 
 
-def _reacher_success(env: Any, info: dict) -> bool:
-    from sci_diffusion.envs.experts.success import reacher_success
-
-    return bool(reacher_success(env))
-
-
 def _make_pusher(
     seed: int | None = None, render_mode: str | None = None, env_name: str | None = None
 ) -> Any:
@@ -132,12 +142,6 @@ def _pusher_expert(env_name: str | None = None) -> Any:
 
     _no_env_name("pusher", env_name)
     return PusherExpert()
-
-
-def _pusher_success(env: Any, info: dict) -> bool:
-    from sci_diffusion.envs.experts.success import pusher_success
-
-    return bool(pusher_success(env))
 
 
 # -- Meta-World ---------------------------------------------------------------------------------
@@ -165,8 +169,7 @@ ENV_TASKS: dict[str, EnvTask] = {
         make_env=_make_multimodal,
         make_expert=_multimodal_expert,
         max_steps=120,
-        success=lambda env, info: bool(info.get("is_success", False)),
-        success_any_step=True,  # the env terminates on success: the last step is the one
+        success=MULTIMODAL_SUCCESS,
         expert_version=2,  # 2: shared approach point below the obstacle (one decision state)
         observation="6-D: puck x, y (m), vx, vy (m/s), goal x, y (m)",
         gaps="a point mass with ideal force motors and no floor friction; no sensor noise "
@@ -178,7 +181,7 @@ ENV_TASKS: dict[str, EnvTask] = {
         make_env=_make_reacher,
         make_expert=_reacher_expert,
         max_steps=50,
-        success=_reacher_success,
+        success=REACHER_SUCCESS,
         expert_version=2,  # 2: fingertip speed limit 1 m/s (smoother, 3% saturated actions)
         observation="10-D: cos and sin of the two joint angles, target x, y (m), joint "
         "velocities (rad/s), fingertip-minus-target x, y (m)",
@@ -190,7 +193,7 @@ ENV_TASKS: dict[str, EnvTask] = {
         make_env=_make_pusher,
         make_expert=_pusher_expert,
         max_steps=PUSHER_MAX_STEPS,
-        success=_pusher_success,
+        success=PUSHER_SUCCESS,
         observation="23-D: 7 joint angles (rad), 7 joint velocities (rad/s), fingertip, "
         "puck and goal positions x, y, z (m)",
         gaps="the puck's ~8e-6 kg mass makes contacts soft (pushes top out at 3-5 cm/s); "
@@ -202,8 +205,7 @@ ENV_TASKS: dict[str, EnvTask] = {
         make_env=_make_metaworld,
         make_expert=_metaworld_expert,
         max_steps=500,
-        success=lambda env, info: bool(info.get("success", False)),
-        success_any_step=True,
+        success=METAWORLD_SUCCESS,
         needs_env_name=True,
         observation="39-D Meta-World state: hand position (m), gripper opening, two object "
         "poses (position + quaternion), the previous frame of these 18, goal position (m)",

@@ -5,12 +5,15 @@ Usage::
     OMP_NUM_THREADS=1 .venv/bin/python scripts/measure_experts.py [--out results.json]
         [--episodes 100] [--mw-episodes 50] [--pusher-steps 100 300] [--only reacher pusher ...]
 
-Reacher-v5 and Pusher-v5: seeds 0..N-1 (``env.reset(seed=i)``), success from
-``sci_diffusion.envs.experts.success`` at the end of the episode. Pusher is measured at its
-default 100-step horizon and at the longer horizons given by ``--pusher-steps``.
-Meta-World (MT1, env seeded 0, episode i reset with seed i): success = ``info["success"]`` at any
-step within the env's ``max_path_length`` (the benchmark convention); the success rate at the
-final step and the mean first-success step are reported too.
+Every episode runs through the one episode loop (``sci_diffusion.envs.episodes``) with the
+task's one success rule from the registry (``sci_diffusion.envs.experts.success``), the same
+loop and rule that demonstration collection and policy evaluation use.
+Reacher-v5 and Pusher-v5: seeds 0..N-1 (``env.reset(seed=i)``), success judged after the last
+step. Pusher is measured at its default 100-step horizon and at the longer horizons given by
+``--pusher-steps``. Meta-World (MT1, env seeded 0, episode i reset with seed i): success =
+``info["success"]`` at any step within the env's ``max_path_length`` (the benchmark
+convention); the success rate at the final step and the mean first-success step are reported
+too.
 """
 
 from __future__ import annotations
@@ -36,91 +39,56 @@ METAWORLD_TASKS = (
 )
 
 
+def measure(
+    task: str, episodes: int, max_steps: int | None = None, env_name: str | None = None
+) -> dict[str, Any]:
+    """The expert of registry task ``task`` on seeds 0..episodes-1 (one env, env seed 0),
+    judged by the task's success rule; ``max_steps`` overrides the task's horizon."""
+    from sci_diffusion.envs.episodes import ExpertActor, play_episodes
+    from sci_diffusion.envs.registry import get_task
+
+    spec = get_task(task)
+    t0 = time.perf_counter()
+    played = play_episodes(spec, ExpertActor.for_task(spec, env_name=env_name),
+                           range(episodes), env_name=env_name, max_steps=max_steps,
+                           progress=True, desc=f"expert {env_name or task}")  # fmt: skip
+    seconds = time.perf_counter() - t0
+    horizon = spec.max_steps if max_steps is None else max_steps
+    row: dict[str, Any] = {
+        "task": env_name or (spec.env_id if max_steps is None else f"{spec.env_id} "
+                             f"({max_steps} steps)"),
+        "episodes": episodes,
+        "max_steps": horizon,
+        "success_rate": float(np.mean([ep.success for ep in played])),
+    }
+    if spec.success.any_step:
+        row["final_step_success_rate"] = float(np.mean([ep.final_success for ep in played]))
+    row["failed_seeds"] = [ep.seed for ep in played if not ep.success]
+    if spec.success.distance is not None:
+        distances = [ep.final_distance for ep in played]
+        row["final_dist_mean_m"] = float(np.mean(distances))
+        row["final_dist_max_m"] = float(np.max(distances))
+    if spec.success.any_step:
+        first = [ep.first_success_step for ep in played if ep.first_success_step is not None]
+        row["mean_first_success_step"] = float(np.mean(first)) if first else None
+    row["seconds"] = seconds
+    row["steps"] = int(sum(ep.length for ep in played))
+    return row
+
+
 def measure_reacher(episodes: int) -> dict[str, Any]:
     """Reacher-v5, 50 steps, success at the final step."""
-    import gymnasium as gym
-
-    from sci_diffusion.envs.experts.reacher import ReacherExpert
-    from sci_diffusion.envs.experts.success import reacher_distance, reacher_success
-
-    env = gym.make("Reacher-v5")
-    return _final_step_rates("Reacher-v5", env, ReacherExpert(), episodes,
-                             reacher_success, reacher_distance)  # fmt: skip
-
-
-def _final_step_rates(
-    label: str, env: Any, expert: Any, episodes: int, success: Any, distance: Any
-) -> dict[str, Any]:
-    """Roll ``expert`` for seeds 0..episodes-1; success and distance judged at the last step."""
-    ok, dist, t0, steps = [], [], time.perf_counter(), 0
-    for seed in range(episodes):
-        obs, _ = env.reset(seed=seed)
-        expert.reset(seed)
-        done = False
-        while not done:
-            obs, _, term, trunc, _ = env.step(expert.act(obs, env))
-            steps += 1
-            done = term or trunc
-        ok.append(success(env))
-        dist.append(distance(env))
-    return {
-        "task": label,
-        "episodes": episodes,
-        "max_steps": int(env.spec.max_episode_steps),
-        "success_rate": float(np.mean(ok)),
-        "failed_seeds": [s for s, o in enumerate(ok) if not o],
-        "final_dist_mean_m": float(np.mean(dist)),
-        "final_dist_max_m": float(np.max(dist)),
-        "seconds": time.perf_counter() - t0,
-        "steps": steps,
-    }
+    return measure("reacher", episodes)
 
 
 def measure_pusher(episodes: int, max_steps: int) -> dict[str, Any]:
     """Pusher-v5 with a ``max_steps`` horizon, success at the final step."""
-    import gymnasium as gym
-
-    from sci_diffusion.envs.experts.pusher import PusherExpert
-    from sci_diffusion.envs.experts.success import pusher_goal_distance, pusher_success
-
-    env = gym.make("Pusher-v5", max_episode_steps=max_steps)
-    return _final_step_rates(f"Pusher-v5 ({max_steps} steps)", env, PusherExpert(), episodes,
-                             pusher_success, pusher_goal_distance)  # fmt: skip
+    return measure("pusher", episodes, max_steps=max_steps)
 
 
 def measure_metaworld(name: str, episodes: int) -> dict[str, Any]:
     """One Meta-World MT1 task; success at any step (benchmark convention) and at the end."""
-    from sci_diffusion.envs.experts.metaworld_experts import MetaWorldExpert, make_metaworld_env
-
-    env, expert = make_metaworld_env(name, seed=0), MetaWorldExpert(name)
-    horizon = int(env.unwrapped.max_path_length)
-    any_ok, final_ok, first, t0, steps = [], [], [], time.perf_counter(), 0
-    for seed in range(episodes):
-        obs, _ = env.reset(seed=seed)
-        expert.reset(seed)
-        hit, k, done, info = None, 0, False, {}
-        while not done:
-            obs, _, term, trunc, info = env.step(expert.act(obs, env))
-            if info["success"] and hit is None:
-                hit = k
-            k += 1
-            done = term or trunc
-        steps += k
-        any_ok.append(hit is not None)
-        final_ok.append(bool(info["success"]))
-        if hit is not None:
-            first.append(hit)
-    return {
-        "task": name,
-        "episodes": episodes,
-        "max_steps": horizon,
-        "success_rate": float(np.mean(any_ok)),
-        "final_step_success_rate": float(np.mean(final_ok)),
-        "failed_seeds": [s for s, o in enumerate(any_ok) if not o],
-        "mean_first_success_step": float(np.mean(first)) if first else None,
-        "seconds": time.perf_counter() - t0,
-        "steps": steps,
-    }
+    return measure("metaworld", episodes, env_name=name)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,20 +1,36 @@
-"""Success predicates for the scripted-expert tasks, shared by the tests and by evaluation.
+"""When an episode counts as a success: one :class:`SuccessRule` per environment.
 
-Each predicate reads the privileged MuJoCo state of a (possibly wrapped) gymnasium env and is
-meant to be evaluated once, at the end of an episode. Meta-World tasks need no predicate here:
-their success is the env's own ``info["success"]`` (see
-:mod:`sci_diffusion.envs.experts.metaworld_experts`).
+The rules are the only definition of success: the registry gives each task its rule
+(``EnvTask.success``) and the one episode loop (:mod:`sci_diffusion.envs.episodes`) applies it
+for demonstration collection, policy evaluation and the expert measurements alike.
+
+* :data:`MULTIMODAL_SUCCESS`: the env's ``info["is_success"]`` (puck centre within 0.05 m of
+  the goal) at any step; the env terminates on success, so that step is the last one.
+* :data:`REACHER_SUCCESS`: :func:`reacher_success` after the last step.
+* :data:`PUSHER_SUCCESS`: :func:`pusher_success` after the last step.
+* :data:`METAWORLD_SUCCESS`: the env's ``info["success"]`` at any step (the benchmark
+  convention; see :mod:`sci_diffusion.envs.experts.metaworld_experts`).
+
+The Reacher and Pusher predicates read the privileged MuJoCo state of a (possibly wrapped)
+gymnasium env.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 __all__ = [
+    "METAWORLD_SUCCESS",
+    "MULTIMODAL_SUCCESS",
+    "PUSHER_SUCCESS",
     "PUSHER_SUCCESS_DIST",
+    "REACHER_SUCCESS",
     "REACHER_SUCCESS_DIST",
+    "SuccessRule",
     "pusher_goal_distance",
     "pusher_success",
     "reacher_distance",
@@ -59,3 +75,54 @@ def pusher_goal_distance(env: Any) -> float:
 def pusher_success(env: Any) -> bool:
     """Whether the puck centre is within :data:`PUSHER_SUCCESS_DIST` of the goal now."""
     return pusher_goal_distance(env) <= PUSHER_SUCCESS_DIST
+
+
+@dataclass(frozen=True)
+class SuccessRule:
+    """When an episode of one environment counts as a success.
+
+    Attributes:
+        check: ``check(env, info)`` → whether the state after a step is a success state
+            (``info``: that step's info dict).
+        any_step: True: the episode succeeds if ``check`` holds after any step; False: only
+            the state after the last step counts ("reached and stayed there").
+        description: one line for documents and reports.
+        distance: ``distance(env, info)`` → the distance (m) that ``check`` thresholds, when
+            there is one (reported by the expert measurements), else None.
+    """
+
+    check: Callable[[Any, dict], bool]
+    any_step: bool
+    description: str
+    distance: Callable[[Any, dict], float] | None = None
+
+    def __call__(self, env: Any, info: dict) -> bool:
+        """``check(env, info)`` as a bool (the rule is also the old ``EnvTask.success``
+        callable)."""
+        return bool(self.check(env, info))
+
+
+MULTIMODAL_SUCCESS = SuccessRule(
+    check=lambda env, info: bool(info.get("is_success", False)),
+    any_step=True,  # the env terminates on success: the last step is the one
+    description='info["is_success"] (puck centre within 0.05 m of the goal); the episode '
+    "terminates on success",
+    distance=lambda env, info: float(info["distance"]),
+)
+REACHER_SUCCESS = SuccessRule(
+    check=lambda env, info: reacher_success(env),
+    any_step=False,
+    description=f"fingertip within {REACHER_SUCCESS_DIST} m of the target after the last step",
+    distance=lambda env, info: reacher_distance(env),
+)
+PUSHER_SUCCESS = SuccessRule(
+    check=lambda env, info: pusher_success(env),
+    any_step=False,
+    description=f"puck centre within {PUSHER_SUCCESS_DIST} m of the goal after the last step",
+    distance=lambda env, info: pusher_goal_distance(env),
+)
+METAWORLD_SUCCESS = SuccessRule(
+    check=lambda env, info: bool(info.get("success", False)),
+    any_step=True,
+    description='info["success"] at any step (Meta-World benchmark convention)',
+)

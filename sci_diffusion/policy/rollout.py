@@ -1,10 +1,11 @@
-"""Seeded evaluation episodes, run in lockstep batches with one batched policy call per replan.
+"""Seeded evaluation episodes: the policy as the batched actor of the one episode loop.
 
-``n_envs`` environments step together (a synchronous vector env whose finished members simply
-idle: no auto-reset, so every episode is exactly the one its seed defines). Every
-``n_action_steps`` env steps the policy plans a chunk for all still-running episodes at once —
-batching the network call is where vectorization pays on CPU; the MuJoCo steps themselves are
-microseconds.
+:func:`run_episodes` hands the policy to :func:`sci_diffusion.envs.episodes.play_episodes`:
+``n_envs`` environments step in lockstep (finished members idle: no auto-reset, so every
+episode is exactly the one its seed defines), and every ``n_action_steps`` env steps the
+policy plans a chunk for all still-running episodes in one call — batching the network call
+is where vectorization pays on CPU; the MuJoCo steps themselves are microseconds. Success is
+the task's one rule (``EnvTask.success``), the same that judges the demonstrations.
 
 Failure procedure: a planned chunk containing NaN/inf (the policy marks such rows, see
 :meth:`~sci_diffusion.policy.policy.Policy.predict_chunk`) is never sent to the env. That
@@ -16,29 +17,55 @@ bounds before they are sent.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from sci_diffusion.envs.episodes import Actor, Episode, play_episodes
+
 from .policy import Policy
 from .stats import wilson_interval
 
+__all__ = [
+    "Episode",
+    "PolicyActor",
+    "chunk_latency_ms",
+    "episode_table",
+    "run_episodes",
+    "summarize",
+    "write_videos",
+]
 
-@dataclass
-class Episode:
-    seed: int
-    success: bool = False
-    episode_return: float = 0.0
-    length: int = 0
-    failure: str | None = None
-    frames: list[np.ndarray] | None = field(default=None, repr=False)
+EPISODE_FIELDS = ("seed", "success", "episode_return", "length", "failure")
+"""The per-episode record of ``episodes.json`` (:func:`episode_table`)."""
 
 
-def _history(queue: list[np.ndarray]) -> np.ndarray:
-    return np.stack(queue)
+class PolicyActor(Actor):
+    """Receding horizon for a lockstep batch: each slot keeps its last ``n_obs_steps``
+    observations (the first repeated at the start); every ``n_action_steps`` steps one
+    :meth:`Policy.predict_chunk` call plans for all running slots, whose chunks are then
+    executed one action per step."""
+
+    def __init__(self, policy: Policy, generator: torch.Generator) -> None:
+        self.policy, self.generator = policy, generator
+        self.histories: dict[int, list[np.ndarray]] = {}
+        self.plan: dict[int, np.ndarray] = {}
+
+    def reset(self, slot: int, seed: int, obs: Any) -> None:
+        self.histories[slot] = [np.asarray(obs, dtype=np.float32)] * self.policy.n_obs_steps
+
+    def act(self, step: int, slots: list[int], obs: list[Any], envs: list[Any]) -> np.ndarray:
+        if step > 0:  # the observation after the previous step joins the history
+            for k, o in zip(slots, obs, strict=True):
+                self.histories[k] = [*self.histories[k][1:], np.asarray(o, dtype=np.float32)]
+        n = self.policy.n_action_steps
+        if step % n == 0:
+            history = np.stack([np.stack(self.histories[k]) for k in slots])
+            chunks = self.policy.predict_chunk(history, self.generator)
+            self.plan = dict(zip(slots, chunks, strict=True))
+        return np.stack([self.plan[k][step % n] for k in slots])
 
 
 def run_episodes(
@@ -51,6 +78,7 @@ def run_episodes(
     env_name: str | None = None,
     env_seed: int = 0,
     record: int = 0,
+    progress: bool = True,
 ) -> list[Episode]:
     """Run one episode per seed (``env.reset(seed=s)``) with ``policy``.
 
@@ -63,70 +91,11 @@ def run_episodes(
         env_name: Meta-World task name (``task=metaworld`` only).
         env_seed: construction seed of the env (Meta-World's MT1 task set).
         record: the first ``record`` episodes keep their rendered frames.
+        progress: show progress over the episodes (:mod:`sci_diffusion.io.progress`).
     """
-    render_mode = "rgb_array" if record > 0 else None
-    envs = [env_task.make_env(env_seed, render_mode=render_mode, env_name=env_name)
-            for _ in range(min(n_envs, len(seeds)))]  # fmt: skip
-    episodes: list[Episode] = []
-    try:
-        for start in range(0, len(seeds), len(envs)):
-            batch = seeds[start : start + len(envs)]
-            episodes += _run_batch(policy, env_task, envs, batch, start, record, generator)
-    finally:
-        for env in envs:
-            env.close()
-    return episodes
-
-
-def _run_batch(
-    policy: Policy,
-    env_task: Any,
-    envs: list[Any],
-    seeds: list[int],
-    first_index: int,
-    record: int,
-    generator: torch.Generator,
-) -> list[Episode]:
-    episodes = [Episode(seed) for seed in seeds]
-    histories: list[list[np.ndarray]] = []
-    for k, (env, ep) in enumerate(zip(envs, episodes, strict=False)):
-        obs, _ = env.reset(seed=ep.seed)
-        histories.append([np.asarray(obs, dtype=np.float32)] * policy.n_obs_steps)
-        if first_index + k < record:
-            ep.frames = [env.render()]
-    running = list(range(len(episodes)))
-    plan: dict[int, np.ndarray] = {}
-    for step in range(env_task.max_steps):
-        if not running:
-            break
-        if step % policy.n_action_steps == 0:
-            chunks = policy.predict_chunk(
-                np.stack([_history(histories[k]) for k in running]), generator
-            )
-            plan = dict(zip(running, chunks, strict=True))
-        finished = []
-        for k in running:
-            env, ep = envs[k], episodes[k]
-            action = plan[k][step % policy.n_action_steps]
-            if not np.isfinite(action).all():
-                ep.failure = "non_finite_action"
-                finished.append(k)
-                continue
-            obs, reward, terminated, truncated, info = env.step(action)
-            ep.episode_return += float(reward)
-            ep.length += 1
-            histories[k] = [*histories[k][1:], np.asarray(obs, dtype=np.float32)]
-            if ep.frames is not None:
-                ep.frames.append(env.render())
-            if env_task.success_any_step:
-                ep.success = ep.success or env_task.success(env, info)
-            done = terminated or truncated or ep.length >= env_task.max_steps
-            if done and not env_task.success_any_step:
-                ep.success = env_task.success(env, info)
-            if done:
-                finished.append(k)
-        running = [k for k in running if k not in finished]
-    return episodes
+    return play_episodes(env_task, PolicyActor(policy, generator), seeds, n_envs=n_envs,
+                         env_name=env_name, env_seed=env_seed, render=record,
+                         progress=progress, desc="eval episodes")  # fmt: skip
 
 
 def chunk_latency_ms(
@@ -168,7 +137,7 @@ def summarize(episodes: list[Episode]) -> dict[str, Any]:
 
 def episode_table(episodes: list[Episode]) -> list[dict[str, Any]]:
     """Per-episode records (seed, success, return, length, failure) without frames."""
-    return [{k: v for k, v in asdict(ep).items() if k != "frames"} for ep in episodes]
+    return [{k: getattr(ep, k) for k in EPISODE_FIELDS} for ep in episodes]
 
 
 def write_videos(episodes: list[Episode], out_dir: Path) -> list[str]:

@@ -1,0 +1,283 @@
+"""The one episode loop: expert demonstrations, policy evaluation and expert measurements.
+
+:func:`play_episodes` runs one episode per seed (``env.reset(seed=s)``) of an
+:class:`~sci_diffusion.envs.registry.EnvTask`, judged by the task's one
+:class:`~sci_diffusion.envs.experts.success.SuccessRule`. Its users:
+
+* demonstration collection (:func:`sci_diffusion.envs.demos.collect_demos`): one env, an
+  :class:`ExpertActor`, ``record=True``, optional DART ``action_noise`` and videos;
+* policy evaluation (:func:`sci_diffusion.policy.rollout.run_episodes`): ``n_envs`` envs in
+  lockstep, an actor that plans for all running episodes in one batched network call;
+* ``scripts/measure_experts.py`` and ``scripts/measure_multimodal.py``.
+
+Lockstep: the seeds are taken in batches of ``n_envs``; all episodes of a batch reset
+together, and at every step the actor is called once for all episodes still running. A
+finished episode waits (it is not reset) until its batch is done, so every episode is exactly
+the one its seed defines, whatever ``n_envs``. (Meta-World is the exception to that: its MT1
+wrapper draws the task setup from the env's own RNG at every reset, so an episode depends on
+the resets its env saw before; use the same ``n_envs`` to reproduce.)
+
+A step of episode ``k``: the actor's action ``a`` (its row for ``k``); a row with NaN/inf is
+never sent to the env, the episode ends at once as a failure (``failure =
+"non_finite_action"``); with ``action_noise = σ > 0`` the env executes ``clip(a + σ · (high −
+low) / 2 · ε)``, ε ~ N(0, I) from a generator seeded by ``[seed, 0xDA27]`` (DART), while the
+recorded action stays ``a``. The episode ends on ``terminated``, ``truncated`` or after
+``max_steps`` actions; its success follows the task's rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sci_diffusion.io.progress import Progress
+
+__all__ = [
+    "NOISE_SALT",
+    "Actor",
+    "Episode",
+    "ExpertActor",
+    "FunctionActor",
+    "check_action_noise",
+    "play_episodes",
+]
+
+NOISE_SALT = 0xDA27
+"""Mixed into the episode seed for the DART action-noise generator."""
+
+
+@dataclass
+class Episode:
+    """One finished episode.
+
+    ``obs`` (T+1 float32 observations), ``actions`` (T clean actions, float32) and ``rewards``
+    (T floats) are kept only with ``record=True``; ``frames`` only for rendered episodes.
+    """
+
+    seed: int
+    success: bool = False
+    episode_return: float = 0.0
+    length: int = 0
+    failure: str | None = None
+    frames: list[np.ndarray] | None = field(default=None, repr=False)
+    final_success: bool = False
+    """The rule's check on the state after the last step (equals ``success`` for last-step
+    rules)."""
+    first_success_step: int | None = None
+    """Any-step rules: index t of the first action a_t after which the check held."""
+    final_distance: float | None = None
+    """The rule's distance after the last step, when the rule has one."""
+    obs: list[np.ndarray] | None = field(default=None, repr=False)
+    actions: list[np.ndarray] | None = field(default=None, repr=False)
+    rewards: list[float] | None = field(default=None, repr=False)
+
+    def record(self) -> dict[str, Any]:
+        """The recorded arrays as a demonstration record: ``obs`` (T+1, D) float32,
+        ``actions`` (T, A) float32, ``rewards`` (T,) float32, ``success``, ``seed``."""
+        if self.obs is None or self.actions is None or self.rewards is None:
+            raise ValueError("the episode was not recorded (play_episodes(record=True))")
+        return {
+            "obs": np.stack(self.obs),
+            "actions": np.stack(self.actions).astype(np.float32),
+            "rewards": np.asarray(self.rewards, dtype=np.float32),
+            "success": bool(self.success),
+            "seed": int(self.seed),
+        }
+
+
+class Actor:
+    """Acts for all running episodes of a lockstep batch at once.
+
+    ``reset(slot, seed, obs)`` is called when the episode in env ``slot`` starts (after
+    ``env.reset(seed=seed)`` returned ``obs``). ``act(step, slots, obs, envs)`` is called once
+    per step with the running episodes' slots, raw observations and envs (same order) and
+    returns their actions, ``(len(slots), action_dim)``; ``step`` counts the batch's steps from
+    0.
+    """
+
+    def reset(self, slot: int, seed: int, obs: Any) -> None:
+        """Start of the episode in ``slot`` (nothing by default)."""
+
+    def act(self, step: int, slots: list[int], obs: list[Any], envs: list[Any]) -> np.ndarray:
+        raise NotImplementedError
+
+
+class ExpertActor(Actor):
+    """Scripted experts, one per env slot: ``expert.reset(seed)`` at each episode start,
+    ``expert.act(obs, env)`` per running episode (cast to float32)."""
+
+    def __init__(self, experts: Sequence[Any]) -> None:
+        self.experts = list(experts)
+
+    @classmethod
+    def for_task(cls, task: Any, n_envs: int = 1, env_name: str | None = None) -> ExpertActor:
+        """``n_envs`` fresh experts of ``task`` (``task.make_expert(env_name=...)``)."""
+        return cls([task.make_expert(env_name=env_name) for _ in range(n_envs)])
+
+    def reset(self, slot: int, seed: int, obs: Any) -> None:
+        self.experts[slot].reset(seed)
+
+    def act(self, step: int, slots: list[int], obs: list[Any], envs: list[Any]) -> np.ndarray:
+        return np.stack([np.asarray(self.experts[k].act(o, env), dtype=np.float32)
+                         for k, o, env in zip(slots, obs, envs, strict=True)])  # fmt: skip
+
+
+class FunctionActor(Actor):
+    """A stateless batched act function: ``fn(obs)`` with ``obs`` the running episodes' raw
+    observations stacked as float32 ``(B, obs_dim)``, returning ``(B, action_dim)``."""
+
+    def __init__(self, fn: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.fn = fn
+
+    def act(self, step: int, slots: list[int], obs: list[Any], envs: list[Any]) -> np.ndarray:
+        return np.asarray(self.fn(np.stack([np.asarray(o, dtype=np.float32) for o in obs])))
+
+
+def check_action_noise(action_noise: float) -> None:
+    """``ValueError`` unless ``action_noise >= 0`` (NaN refused)."""
+    if not action_noise >= 0:  # also refuses NaN
+        raise ValueError(f"action_noise must be >= 0 (and not NaN), got {action_noise}")
+
+
+class _Noise:
+    """DART noise of one episode: σ times half the action range, seeded by the episode seed."""
+
+    def __init__(self, env: Any, seed: int, action_noise: float) -> None:
+        self.low, self.high = env.action_space.low, env.action_space.high
+        self.scale = action_noise * (self.high - self.low) / 2
+        self.rng = np.random.default_rng([seed, NOISE_SALT])
+
+    def __call__(self, action: np.ndarray) -> np.ndarray:
+        jitter = self.scale * self.rng.standard_normal(action.shape)
+        return np.clip(action + jitter, self.low, self.high).astype(np.float32)
+
+
+def play_episodes(
+    task: Any,
+    actor: Actor,
+    seeds: Sequence[int],
+    *,
+    n_envs: int = 1,
+    envs: Sequence[Any] | None = None,
+    env_name: str | None = None,
+    env_seed: int = 0,
+    max_steps: int | None = None,
+    render: int = 0,
+    record: bool = False,
+    action_noise: float = 0.0,
+    progress: bool = False,
+    desc: str = "episodes",
+) -> list[Episode]:
+    """Run one episode per seed, in order, and return them (see the module docstring).
+
+    Args:
+        task: an :class:`~sci_diffusion.envs.registry.EnvTask` (``make_env``, ``max_steps``,
+            ``success``).
+        actor: acts for all running episodes in one call per step (:class:`Actor`).
+        seeds: the episodes' reset seeds.
+        n_envs: environments stepped in lockstep (made with ``task.make_env``, closed at the
+            end); ignored when ``envs`` is given.
+        envs: already-made environments to use instead (left open).
+        env_name: Meta-World task name (``task.needs_env_name`` only).
+        env_seed: construction seed of the envs (Meta-World's MT1 task set).
+        max_steps: horizon in actions (default ``task.max_steps``).
+        render: the first ``render`` episodes keep their frames (the envs render ``rgb_array``).
+        record: keep every episode's observations, clean actions and rewards.
+        action_noise: DART noise σ, in units of half the action range (0: none).
+        progress: show progress over episodes (:mod:`sci_diffusion.io.progress`).
+        desc: the progress label.
+    """
+    check_action_noise(action_noise)
+    seeds = [int(s) for s in seeds]
+    max_steps = task.max_steps if max_steps is None else int(max_steps)
+    own = envs is None
+    if own:
+        mode = "rgb_array" if render > 0 else None
+        envs = [task.make_env(env_seed, render_mode=mode, env_name=env_name)
+                for _ in range(max(1, min(n_envs, len(seeds))))]  # fmt: skip
+    envs = list(envs)
+    episodes: list[Episode] = []
+    bar = Progress(len(seeds), desc, unit="ep", enabled=progress)
+    try:
+        for start in range(0, len(seeds), len(envs)):
+            batch = [Episode(seed) for seed in seeds[start : start + len(envs)]]
+            for k, ep in enumerate(batch):
+                if start + k < render:
+                    ep.frames = []
+                if record:
+                    ep.obs, ep.actions, ep.rewards = [], [], []
+            _play_batch(task, actor, envs, batch, max_steps, action_noise, bar)
+            episodes += batch
+            bar.set_postfix(success=f"{sum(ep.success for ep in episodes)}/{len(episodes)}")
+    finally:
+        bar.close()
+        if own:
+            for env in envs:
+                env.close()
+    return episodes
+
+
+def _play_batch(
+    task: Any,
+    actor: Actor,
+    envs: list[Any],
+    episodes: list[Episode],
+    max_steps: int,
+    action_noise: float,
+    bar: Progress,
+) -> None:
+    """Play ``episodes`` (at most ``len(envs)``) in lockstep, filling them in place."""
+    rule = task.success
+    obs: list[Any] = []
+    noise: list[_Noise | None] = []
+    for k, ep in enumerate(episodes):
+        env = envs[k]
+        o, _ = env.reset(seed=ep.seed)
+        actor.reset(k, ep.seed, o)
+        obs.append(o)
+        noise.append(_Noise(env, ep.seed, action_noise) if action_noise > 0 else None)
+        if ep.obs is not None:
+            ep.obs.append(np.asarray(o, dtype=np.float32))
+        if ep.frames is not None:
+            ep.frames.append(env.render())
+    running = list(range(len(episodes)))
+    for step in range(max_steps):
+        if not running:
+            break
+        actions = actor.act(step, running, [obs[k] for k in running], [envs[k] for k in running])
+        finished = []
+        for k, action in zip(running, actions, strict=True):
+            env, ep = envs[k], episodes[k]
+            if not np.isfinite(action).all():
+                ep.failure = "non_finite_action"
+                finished.append(k)
+                continue
+            executed = action if noise[k] is None else noise[k](action)
+            obs[k], reward, terminated, truncated, info = env.step(executed)
+            ep.episode_return += float(reward)
+            ep.length += 1
+            if ep.obs is not None:
+                ep.obs.append(np.asarray(obs[k], dtype=np.float32))
+                ep.actions.append(action)
+                ep.rewards.append(float(reward))
+            if ep.frames is not None:
+                ep.frames.append(env.render())
+            if rule.any_step and not ep.success and rule(env, info):
+                ep.success, ep.first_success_step = True, ep.length - 1
+            if terminated or truncated or ep.length >= max_steps:
+                _finish(rule, ep, env, info)
+                finished.append(k)
+        bar.update(len(finished))
+        running = [k for k in running if k not in finished]
+    bar.update(len(running))  # none left unless max_steps < 1
+
+
+def _finish(rule: Any, ep: Episode, env: Any, info: dict) -> None:
+    """Judge the state after the episode's last step."""
+    ep.final_success = rule(env, info)
+    ep.success = (ep.success or ep.final_success) if rule.any_step else ep.final_success
+    if rule.distance is not None:
+        ep.final_distance = float(rule.distance(env, info))
