@@ -32,6 +32,7 @@ from sci_diffusion.io.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from sci_diffusion.io.progress import Progress
 from sci_diffusion.io.rundir import CHECKPOINT_DIR, RunLogger, git_commit, save_config
 from sci_diffusion.tasks import build_task
 from sci_diffusion.tasks.base import Task
@@ -156,10 +157,8 @@ class Trainer:
         logger = RunLogger(self.run_dir) if self.dist.is_main else None
         progress = None
         if self.dist.is_main and bool(tc.progress):
-            from tqdm import tqdm
-
-            progress = tqdm(total=max_steps, initial=self.step, desc=self.cfg.task.name,
-                            unit="it", dynamic_ncols=True)  # fmt: skip
+            progress = Progress(max_steps, f"train {self.cfg.task.name}", unit="steps",
+                                initial=self.step)  # fmt: skip
         start = time.monotonic()
         last_loss, stop_reason, saved = float("nan"), "max_steps", None
         self.model.train()

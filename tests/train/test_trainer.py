@@ -388,7 +388,8 @@ def test_model_card_after_train_and_eval(
     assert metrics["threshold"] == pytest.approx(
         cfg.task.eval.threshold_factor * metrics["noise_floor_q95"]
     )
-    assert metrics["matches_data"] == (metrics["sliced_wasserstein"] < metrics["threshold"])
+    assert metrics["checks"]["distance"] == (metrics["sliced_wasserstein"] < metrics["threshold"])
+    assert metrics["matches_data"] == all(metrics["checks"].values())
     card_facts = json.loads((run_dir / "card.json").read_text())
     assert card_facts["model"]["parameters"] == n_params
     assert card_facts["evaluation"]["ddim, 20 steps"] == metrics
