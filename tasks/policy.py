@@ -3,7 +3,10 @@
 Data: demonstrations from ``task.data.demos`` (a folder written by ``sci-diffusion demos`` or
 the npz importer) or, when that is null, collected from the scripted expert on first use into
 the cache (``$SCI_DIFFUSION_CACHE`` or ``~/.cache/sci_diffusion``) and reused afterwards.
-Method: ``policy.kind=diffusion`` (default) or ``mse_bc``, with the backbone ``model=...``.
+Method: ``policy=<name>`` (:mod:`sci_diffusion.policy.methods`: ``diffusion``, the default, or
+``mse_bc``) and backbone ``model=<name>`` (:mod:`sci_diffusion.policy.backbones`: ``unet1d``,
+``transformer``, ``mlp``); every method and backbone composes with every policy task, and the
+task only calls the method's objective and prediction.
 Evaluation: ``task.eval.episodes`` seeded episodes (seeds ``task.eval.seed + i``, disjoint from
 the demonstration seeds) in lockstep batches of ``task.eval.n_envs``.
 """
@@ -11,6 +14,7 @@ the demonstration seeds) in lockstep batches of ``task.eval.n_envs``.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +22,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from sci_diffusion.core import Denoiser, DiffusionObjective, EuclideanSpace, make_schedule
-from sci_diffusion.core.sampler_config import describe_sampler
+from sci_diffusion.core import Denoiser, EuclideanSpace, make_schedule
 from sci_diffusion.io.cache import cache_dir
 from sci_diffusion.io.files import write_json_atomic
-from sci_diffusion.policy.network import PolicyNetwork, RegressionObjective, policy_network
+from sci_diffusion.policy.backbones import backbone_names, build_backbone
+from sci_diffusion.policy.methods import PolicyMethod, build_method
+from sci_diffusion.policy.network import PolicyNetwork, policy_network
 from sci_diffusion.policy.normalize import LimitsNormalizer
 from sci_diffusion.policy.policy import Policy
 from sci_diffusion.policy.rollout import (
@@ -35,13 +40,6 @@ from sci_diffusion.policy.rollout import (
 from sci_diffusion.policy.windows import Windows, make_windows
 
 from .base import Batch, DataInfo, Task
-
-BACKBONES = {
-    "unet1d": ("sci_diffusion.nets.unet1d", "ConditionalUnet1D"),
-    "transformer": ("sci_diffusion.nets.policy_transformer", "PolicyTransformer"),
-    "mlp": ("sci_diffusion.nets.policy_mlp", "PolicyMLP"),
-}
-"""``model.name`` -> backbone class; every one is ``net(x (B,H,Da), t (B,), obs (B,To,Do))``."""
 
 
 class PolicyTask(Task):
@@ -65,7 +63,7 @@ class PolicyTask(Task):
         t = cfg.task
         self.env_task = get_task(str(t.env))
         self.env_name = t.get("env_name")
-        self.kind = str(cfg.policy.kind)
+        self.method: PolicyMethod = build_method(cfg.policy)
         self.horizon, self.n_obs_steps = int(t.horizon), int(t.n_obs_steps)
         self.n_action_steps = int(t.n_action_steps)
         self.space = EuclideanSpace(make_schedule(t.diffusion.schedule))
@@ -129,21 +127,15 @@ class PolicyTask(Task):
         return self._dims
 
     # -- model ---------------------------------------------------------------------------
-    def build_network(self) -> nn.Module:
-        import importlib
+    @property
+    def kind(self) -> str:
+        """The method's registered name (``cfg.policy.name``)."""
+        return self.method.name
 
-        m = self.cfg.model
-        if m.name not in BACKBONES:
-            raise ValueError(f"model {m.name!r} is not a policy backbone; use one of "
-                             f"{', '.join(BACKBONES)}")  # fmt: skip
-        module, cls = BACKBONES[str(m.name)]
+    def build_network(self) -> nn.Module:
         obs_dim, action_dim, _, _ = self.env_dims()
-        options = {k: (tuple(v) if hasattr(v, "__len__") and not isinstance(v, str) else v)
-                   for k, v in m.items() if k != "name"}  # fmt: skip
-        backbone = getattr(importlib.import_module(module), cls)(
-            action_dim=action_dim, obs_dim=obs_dim, n_obs_steps=self.n_obs_steps,
-            horizon=self.horizon, **options,
-        )  # fmt: skip
+        backbone = build_backbone(self.cfg.model, action_dim=action_dim, obs_dim=obs_dim,
+                                  n_obs_steps=self.n_obs_steps, horizon=self.horizon)  # fmt: skip
         return PolicyNetwork(backbone, obs_dim, action_dim)
 
     def prepare_network(self, net: nn.Module) -> None:
@@ -157,12 +149,7 @@ class PolicyTask(Task):
         return Denoiser(net, self.space, prediction=self.cfg.task.diffusion.prediction)
 
     def objective(self, denoiser: Denoiser) -> Any:
-        if self.kind == "mse_bc":
-            return RegressionObjective(denoiser.net, self.horizon)
-        d = self.cfg.task.diffusion
-        return DiffusionObjective(denoiser, d.weighting,
-                                  time_distribution=d.get("time_distribution", "uniform"),
-                                  min_snr_gamma=d.get("min_snr_gamma", 5.0))  # fmt: skip
+        return self.method.objective(denoiser, self.cfg.task.diffusion)
 
     def data_info(self) -> DataInfo:
         demos, path = self.demos(), self.demos_dir()
@@ -188,7 +175,7 @@ class PolicyTask(Task):
     # -- evaluation ----------------------------------------------------------------------
     def policy(self, denoiser: Denoiser) -> Policy:
         _, _, low, high = self.env_dims()
-        return Policy(policy_network(denoiser.net), denoiser, self.kind, self.cfg.sampler,
+        return Policy(policy_network(denoiser.net), denoiser, self.method, self.cfg.sampler,
                       self.n_obs_steps, self.horizon, self.n_action_steps, low, high)  # fmt: skip
 
     def generate(
@@ -208,12 +195,10 @@ class PolicyTask(Task):
                 "action_mse_vs_demos": float(error), **self._method()}  # fmt: skip
 
     def evaluation_label(self) -> str:
-        return "mse_bc" if self.kind == "mse_bc" else super().evaluation_label()
+        return self.method.evaluation_label(self.cfg.sampler) or super().evaluation_label()
 
     def _method(self) -> dict[str, Any]:
-        if self.kind == "mse_bc":
-            return {"policy": "mse_bc", "sampler": "none (regression)", "steps": 0}
-        return {"policy": "diffusion", **describe_sampler(self.cfg.sampler)}
+        return self.method.describe(self.cfg.sampler)
 
     def evaluate(
         self, denoiser: Denoiser, out_dir: Path, generator: torch.Generator, device: torch.device
@@ -258,7 +243,8 @@ class PolicyTask(Task):
         _, action_dim, low, high = self.env_dims()
         spec = self.env_task
         return {"policy": {
-            "kind": self.kind,
+            "kind": self.method.name,
+            "method": self.method.summary,
             "environment": spec.env_id + (f" ({self.env_name})" if self.env_name else ""),
             "action_space": f"{action_dim}-D box, low {low.tolist()}, high {high.tolist()}; "
                             "sampled chunks are un-normalized and clipped to these bounds",
@@ -287,3 +273,15 @@ class PolicyTask(Task):
             text += (f"; collected with DART noise sigma {noise:g} on the executed actions "
                      "(labels are the expert's clean actions)")  # fmt: skip
         return text
+
+
+def __getattr__(name: str) -> Any:
+    if name == "BACKBONES":
+        warnings.warn("sci_diffusion.tasks.policy.BACKBONES is deprecated; use "
+                      "sci_diffusion.policy.backbones (backbone_names, backbone_class)",
+                      DeprecationWarning, stacklevel=2)  # fmt: skip
+        from sci_diffusion.policy.backbones import backbone_class
+
+        return {n: (backbone_class(n).__module__, backbone_class(n).__name__)
+                for n in backbone_names()}  # fmt: skip
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -49,17 +49,14 @@ SHAPE = {"horizon": 16, "n_obs_steps": 2, "obs_dim": 10, "action_dim": 2}
 
 
 def _backbone(model: str) -> torch.nn.Module:
-    import importlib
     from importlib import resources
 
     from omegaconf import OmegaConf
 
-    from sci_diffusion.tasks.policy import BACKBONES
+    from sci_diffusion.policy.backbones import build_backbone
 
     cfg = OmegaConf.load(resources.files("sci_diffusion.configs") / "model" / f"{model}.yaml")
-    module, cls = BACKBONES[model]
-    options = {k: (tuple(v) if k == "down_dims" else v) for k, v in cfg.items() if k != "name"}
-    return getattr(importlib.import_module(module), cls)(**SHAPE, **options).eval()
+    return build_backbone(cfg, **SHAPE).eval()
 
 
 def latency_records(

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
-import torch
 from torch import Tensor, nn
-
-from sci_diffusion.core.objectives import LossOutput
 
 from .normalize import LimitsNormalizer
 
@@ -34,11 +32,15 @@ class PolicyNetwork(nn.Module):
         return self.backbone(x, t, obs)
 
     def regress(self, obs: Tensor, horizon: int) -> Tensor:
-        """The ``mse_bc`` baseline's deterministic prediction: the backbone called on an all-zero
-        chunk at t = 1, (B, To, Do) -> (B, H, Da) normalized actions."""
-        x = torch.zeros(obs.shape[0], horizon, self.action_normalizer.low.shape[0],
-                        device=obs.device, dtype=obs.dtype)  # fmt: skip
-        return self.backbone(x, torch.ones(obs.shape[0], device=obs.device), obs)
+        """Deprecated: the ``mse_bc`` prediction is
+        :func:`sci_diffusion.policy.methods.mse_bc.regress`."""
+        from .methods.mse_bc import regress
+
+        warnings.warn("PolicyNetwork.regress is deprecated; use "
+                      "sci_diffusion.policy.methods.mse_bc.regress", DeprecationWarning,
+                      stacklevel=2)  # fmt: skip
+        shape = (obs.shape[0], horizon, self.action_normalizer.low.shape[0])
+        return regress(self, obs, shape)
 
 
 def policy_network(model: nn.Module) -> PolicyNetwork:
@@ -49,18 +51,12 @@ def policy_network(model: nn.Module) -> PolicyNetwork:
     return inner
 
 
-class RegressionObjective:
-    """The ``mse_bc`` baseline: the same backbone fitted by plain mean squared error between
-    its deterministic prediction and the demonstrated chunk (no noise, no time)."""
+def __getattr__(name: str) -> Any:
+    if name == "RegressionObjective":
+        from .methods.mse_bc import RegressionObjective
 
-    def __init__(self, model: nn.Module, horizon: int) -> None:
-        self.model = model
-        self.horizon = horizon
-
-    def __call__(self, x0: Tensor, mask: Any = None, generator: Any = None, **cond: Any) -> Any:
-        obs = cond["obs"]
-        # Call through ``self.model`` (not .regress) so a DDP wrapper sees the forward pass.
-        x = torch.zeros_like(x0)
-        prediction = self.model(x, torch.ones(x0.shape[0], device=x0.device), obs)
-        loss = ((prediction - x0) ** 2).mean()
-        return LossOutput(loss=loss, components={"actions": loss})
+        warnings.warn("sci_diffusion.policy.network.RegressionObjective moved to "
+                      "sci_diffusion.policy.methods.mse_bc", DeprecationWarning,
+                      stacklevel=2)  # fmt: skip
+        return RegressionObjective
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,11 +10,9 @@ import numpy as np
 import torch
 
 from sci_diffusion.core import Denoiser
-from sci_diffusion.core.sampler_config import run_sampler, start_time
 
+from .methods import PolicyMethod, build_method, method_names
 from .network import PolicyNetwork
-
-KINDS = ("diffusion", "mse_bc")
 
 
 class NonFiniteAction(RuntimeError):
@@ -26,16 +25,18 @@ class Policy:
 
     Attributes:
         net: the trained network with its normalizers (EMA weights for evaluation).
-        denoiser: ``net`` wrapped with the task's space and prediction (diffusion only).
-        kind: ``diffusion`` (sample with ``sampler_cfg``) or ``mse_bc`` (one regression).
-        sampler_cfg: a ``cfg.sampler`` node: name, steps, t_start, options.
+        denoiser: ``net`` wrapped with the task's space and prediction.
+        method: how a chunk is planned (:mod:`sci_diffusion.policy.methods`); a registered
+            name (``"diffusion"``, ``"mse_bc"``) is resolved to the method with its defaults.
+        sampler_cfg: a ``cfg.sampler`` node: name, steps, t_start, options (for the methods
+            that sample).
         n_obs_steps: To. horizon: H. n_action_steps: actions executed before replanning.
         action_low, action_high: (Da,) the environment's bounds; outputs are clipped to them.
     """
 
     net: PolicyNetwork
     denoiser: Denoiser | None
-    kind: str
+    method: PolicyMethod | str
     sampler_cfg: Any
     n_obs_steps: int
     horizon: int
@@ -44,16 +45,26 @@ class Policy:
     action_high: np.ndarray
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"policy kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if isinstance(self.method, str):
+            self.method = build_method({"name": self.method})
         if not 1 <= self.n_action_steps <= self.horizon:
             raise ValueError(
                 f"n_action_steps must be in [1, horizon={self.horizon}], got {self.n_action_steps}"
             )
 
     @property
+    def kind(self) -> str:
+        """The method's registered name (``diffusion``, ``mse_bc``, ...)."""
+        assert isinstance(self.method, PolicyMethod)
+        return self.method.name
+
+    @property
     def device(self) -> torch.device:
         return self.net.action_normalizer.low.device
+
+    @property
+    def action_dim(self) -> int:
+        return int(self.net.action_normalizer.low.shape[0])
 
     @torch.no_grad()
     def predict_chunk(self, obs_history: np.ndarray, generator: torch.Generator) -> np.ndarray:
@@ -73,20 +84,19 @@ class Policy:
             raise ValueError(
                 f"obs_history must be (B, {self.n_obs_steps}, Do), got {tuple(obs.shape)}"
             )
-        normalized = self.net.obs_normalizer.normalize(obs)
-        if self.kind == "mse_bc":
-            chunk = self.net.regress(normalized, self.horizon)
-        else:
-            shape = (obs.shape[0], self.horizon, self.net.action_normalizer.low.shape[0])
-            assert self.denoiser is not None
-            space = self.denoiser.components["x"]
-            x = space.prior(shape, t=start_time(self.sampler_cfg), generator=generator,
-                            device=self.device)  # fmt: skip
-            chunk = run_sampler(
-                self.denoiser.bind(obs=normalized), space, x, self.sampler_cfg, generator
-            )
+        assert isinstance(self.method, PolicyMethod)
+        chunk = self.method.predict(self, self.net.obs_normalizer.normalize(obs), generator)
         actions = self.net.action_normalizer.unnormalize(chunk.float()).cpu().numpy()
         bad = ~np.isfinite(actions).all(axis=(1, 2))
         actions = np.clip(actions, self.action_low, self.action_high).astype(np.float32)
         actions[bad] = np.nan
         return actions
+
+
+def __getattr__(name: str) -> Any:
+    if name == "KINDS":
+        warnings.warn("sci_diffusion.policy.policy.KINDS is deprecated; use "
+                      "sci_diffusion.policy.methods.method_names()", DeprecationWarning,
+                      stacklevel=2)  # fmt: skip
+        return tuple(method_names())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,16 +64,25 @@ def _newest_verified(folder: Path) -> Path:
     return path
 
 
-def load_run(run_dir: Path, device: str = "auto", local_rank: int = 0) -> LoadedRun:
+def load_run(
+    run_dir: Path,
+    device: str = "auto",
+    local_rank: int = 0,
+    configure: Callable[[DictConfig], DictConfig] | None = None,
+) -> LoadedRun:
     """The latest verified checkpoint of ``run_dir``, its config, task and EMA denoiser.
 
     ``run_dir`` may be a train run directory or an embedded default
-    (:mod:`sci_diffusion.train.embedded`: same layout, EMA weights only)."""
+    (:mod:`sci_diffusion.train.embedded`: same layout, EMA weights only). ``configure`` maps
+    the run's saved config to the final one (e.g. :func:`apply_eval_overrides`) before the task
+    is built, so the task is built once, from the config it is evaluated with."""
     if not run_dir.is_dir():
         raise ValueError(f"run directory {run_dir} does not exist; pass run=<a train run dir>")
     path = _newest_verified(run_dir / CHECKPOINT_DIR)
     tensors, meta = load_checkpoint(path)
     cfg = OmegaConf.create(meta["config"])
+    if configure is not None:
+        cfg = configure(cfg)
     task = build_task(cfg)
     net = task.build_network()
     prefix = "ema."
@@ -112,7 +122,9 @@ def _read_only_reason(run_dir: Path, loaded: LoadedRun) -> str | None:
 
 
 def apply_eval_overrides(cfg: DictConfig, cli_cfg: DictConfig, overrides: list[str]) -> DictConfig:
-    """The run's own config with the sampler and evaluation settings the user asked for."""
+    """The run's own config with the sampler and evaluation settings the user asked for
+    (``sampler=``/``sampler.*``, ``steps=``, ``n=``, ``episodes=``, ``task.eval.*``); everything
+    else — the task, its data, the model and the method — stays as the run was trained."""
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
     if any(k == "sampler" or k.startswith("sampler.") for k in keys):
@@ -169,9 +181,9 @@ def evaluate_run(
     hint = resolve_device(str(cli_cfg.trainer.device))
     info = init_distributed(bool(cli_cfg.trainer.distributed), hint)
     try:
-        loaded = load_run(run_dir, str(cli_cfg.trainer.device), info.local_rank)
-        cfg = apply_eval_overrides(loaded.cfg, cli_cfg, overrides)
-        loaded.task.cfg = cfg
+        loaded = load_run(run_dir, str(cli_cfg.trainer.device), info.local_rank,
+                          configure=lambda saved: apply_eval_overrides(saved, cli_cfg, overrides))
+        cfg = loaded.cfg
         label = loaded.task.evaluation_label()
         read_only = _read_only_reason(run_dir, loaded)
         if read_only and out_dir is None:
