@@ -27,16 +27,14 @@ def moved_names(module: str, moved: Mapping[str, str]) -> Callable[[str], Any]:
     return __getattr__
 
 
-def renamed(old: str, new: Callable[..., Any]) -> Callable[..., Any]:
-    """A function ``old`` that warns and calls ``new`` (for a name kept beside its successor)."""
+def renamed(old: str, new: Callable[..., Any], instead: str | None = None) -> Callable[..., Any]:
+    """A function ``old`` that warns and calls ``new`` (for a name kept beside its successor);
+    ``instead`` says what to use (default: ``new``'s full name)."""
+    instead = instead or f"{new.__module__}.{new.__name__}"
 
     @functools.wraps(new)
     def alias(*args: Any, **kwargs: Any) -> Any:
-        warnings.warn(
-            f"{old} is deprecated; use {new.__module__}.{new.__name__}",
-            DeprecationWarning,
-            stacklevel=2,
-        )
+        warnings.warn(f"{old} is deprecated; use {instead}", DeprecationWarning, stacklevel=2)
         return new(*args, **kwargs)
 
     alias.__name__ = alias.__qualname__ = old.rsplit(".", 1)[-1]

@@ -1,4 +1,7 @@
-"""Molecule data: QM9 (from ``qm9pack``), MOSES (from ``molsets``), user SMILES/SDF files.
+"""Molecule data sets shipped by PyPI packages: QM9 (from ``qm9pack``), MOSES (from ``molsets``).
+
+User SMILES/SDF files are read by :mod:`.molfiles` (the readers that lived here still work from
+here, with a deprecation warning); data sets are looked up by name in :mod:`.datasets`.
 
 Nothing is downloaded: QM9 and MOSES are read from the data files that their PyPI packages
 ship. Neither package is imported (``import qm9pack`` needs ``pkg_resources``, which new
@@ -16,20 +19,15 @@ result; see :func:`split_fingerprint` for how it is computed.
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import functools
 import gzip
 import hashlib
 import importlib.util
-import io
 import json
-import re
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,8 +35,7 @@ from sci_diffusion.io.cache import CACHE_ENV as _ENV_CACHE  # noqa: F401 (old na
 from sci_diffusion.io.cache import cache_dir
 from sci_diffusion.io.files import write_json_atomic
 
-if TYPE_CHECKING:  # RDKit and pandas are imported where used: they are slow to import
-    from rdkit import Chem
+from ._deprecated import moved_names
 
 #: QM9 molecules in qm9pack: 133,885 GDB-9 molecules minus the 3,054 that failed QM9's
 #: geometry consistency check.
@@ -54,7 +51,6 @@ MOSES_SPLITS = ("train", "test", "test_scaffolds")
 MOSES_SIZES: Mapping[str, int] = {"train": 1_584_663, "test": 176_074, "test_scaffolds": 176_225}
 
 _QM9_FILES = ("qm9_part1.csv", "qm9_part2.csv", "qm9_part3.csv")
-_TIMESTAMP = re.compile(r"^\[\d\d:\d\d:\d\d\] ")
 
 
 # --------------------------------------------------------------------------- cache and files
@@ -89,13 +85,17 @@ def qm9_source_files() -> list[Path]:
     return [root / "data" / name for name in _QM9_FILES]
 
 
+def moses_dir() -> Path:
+    """The installed ``moses`` package folder (molsets; found without importing it)."""
+    return _package_dir("moses", "pip install --no-deps molsets")
+
+
 def moses_source_file(split: str) -> Path:
     """molsets' gzipped CSV (one ``SMILES`` column) for ``train``, ``test`` or
     ``test_scaffolds`` (found without importing ``moses``)."""
     if split not in MOSES_SPLITS:
         raise ValueError(f"MOSES split must be one of {MOSES_SPLITS}, got {split!r}")
-    root = _package_dir("moses", "pip install --no-deps molsets")
-    return root / "dataset" / "data" / f"{split}.csv.gz"
+    return moses_dir() / "dataset" / "data" / f"{split}.csv.gz"
 
 
 # --------------------------------------------------------------------------------------- QM9
@@ -355,381 +355,21 @@ def count_moses(split: str = "train") -> int:
 
 # -------------------------------------------------------------------------------- user files
 
-
-@dataclass(frozen=True)
-class MoleculeProblem:
-    """A molecule that was skipped, and why.
-
-    Attributes
-    ----------
-    source : str
-        The file (or data set) it came from.
-    line : int or None
-        1-based line of the SMILES, or the first line of the SDF record.
-    record : int or None
-        1-based SDF record number, or a data set row's ``source_index``.
-    text : str
-        The offending SMILES or the record's title line.
-    reason : str
-        RDKit's error text where there is one.
-    """
-
-    source: str
-    line: int | None
-    record: int | None
-    text: str
-    reason: str
-
-    def __str__(self) -> str:
-        where = ", ".join(
-            f"{label} {value}"
-            for label, value in (("record", self.record), ("line", self.line))
-            if value is not None
+#: The file readers moved to :mod:`.molfiles`; these names still work here, with a warning.
+__getattr__ = moved_names(
+    __name__,
+    {
+        name: f"sci_diffusion.chem.molfiles:{name}"
+        for name in (
+            "InputMolecule",
+            "MoleculeProblem",
+            "RawRecord",
+            "parse_smiles",
+            "rdkit_errors",
+            "read_molecules",
+            "read_raw_records",
+            "read_sdf",
+            "read_smiles_file",
         )
-        return f"{self.source} ({where}): {self.reason} [{self.text}]"
-
-
-@dataclass(frozen=True)
-class InputMolecule:
-    """A sanitized molecule read from a user file, with where it came from."""
-
-    mol: Chem.Mol
-    name: str
-    line: int
-    record: int | None = None
-
-
-@contextlib.contextmanager
-def rdkit_errors() -> Iterator[list[str]]:
-    """Collect RDKit's error log lines (timestamps removed) instead of printing them.
-
-    Warnings are silenced for the duration. On RDKit builds without ``CaptureErrorLog`` the
-    list stays empty and errors are silenced too; callers fall back to exception texts.
-    """
-    from rdkit import rdBase
-
-    lines: list[str] = []
-    if not hasattr(rdBase, "CaptureErrorLog"):
-        with rdBase.BlockLogs():
-            yield lines
-        return
-    # BlockLogs first: it mutes warnings; the capture, entered after it, still gets errors.
-    with rdBase.BlockLogs(), rdBase.CaptureErrorLog() as capture:
-        yield lines
-    lines += [_TIMESTAMP.sub("", ln) for ln in capture.messages.splitlines() if ln.strip()]
-
-
-def _condense_log(log: list[str], fallback: str) -> str:
-    """RDKit's multi-line parse error as one line (the echoed input and caret line dropped)."""
-    prefix = "SMILES Parse Error:"
-    parts = [ln.removeprefix(prefix).strip().rstrip(":") for ln in log if ln.startswith(prefix)]
-    specific = [p for p in parts if not p.startswith("Failed parsing")]
-    return "; ".join(specific or parts) or "; ".join(log) or fallback
-
-
-def _sanitize(mol: Chem.Mol) -> str | None:
-    """Sanitize in place; the error text on failure, None on success."""
-    from rdkit import Chem
-
-    try:
-        Chem.SanitizeMol(mol)
-    except Exception as err:  # RDKit raises several exception types; all mean "invalid"
-        return str(err) or type(err).__name__
-    return None
-
-
-def parse_smiles(smiles: str) -> tuple[Chem.Mol | None, str | None]:
-    """Parse and sanitize a SMILES without printing RDKit's log.
-
-    Returns
-    -------
-    mol : rdkit.Chem.Mol or None
-        The sanitized molecule, None on failure.
-    reason : str or None
-        Why it failed (RDKit's parse error or sanitization message), None on success.
-    """
-    from rdkit import Chem
-
-    with rdkit_errors() as log:
-        mol = Chem.MolFromSmiles(smiles, sanitize=False)
-    if mol is None:
-        return None, "SMILES parse error: " + _condense_log(log, "invalid SMILES")
-    if mol.GetNumAtoms() == 0:
-        return None, "empty molecule"
-    with rdkit_errors():
-        reason = _sanitize(mol)
-    return (None, reason) if reason else (mol, None)
-
-
-# ------------------------------------------------------------------- user files: raw records
-
-
-@dataclass(frozen=True)
-class RawRecord:
-    """One molecule's text as a SMILES or SDF file holds it, before any parsing.
-
-    Shared by the sanitizing readers here and the screening reader (:mod:`.screen`, which leaves
-    parsing to the gate), so both see the same molecules at the same positions.
-
-    Attributes
-    ----------
-    line : int
-        1-based line of the SMILES, or the first line of the SDF record.
-    record : int or None
-        1-based SDF record number; None for a SMILES line.
-    text : str
-        The SMILES (empty if the line has none), or the SDF record's lines joined by ``"\\n"``.
-    name : str
-        The name column or the SDF title line, stripped; empty if there is none.
-    not_utf8 : bool
-        Some bytes were not UTF-8 and read as U+FFFD: lenient readers may keep the record,
-        strict ones reject it.
-    """
-
-    line: int
-    record: int | None
-    text: str
-    name: str
-    not_utf8: bool = False
-
-
-_BINARY_PEEK = 8192
-_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # what errors="surrogateescape" makes of a bad byte
-
-
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path}: no such file. Pass the path of a SMILES file (.smi/.txt/.csv, one "
-            "SMILES per line, optional name after a space or comma) or an SDF file (.sdf)."
-        )
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory; pass a SMILES or SDF file inside it")
-
-
-def _empty_error(path: Path, what: str) -> ValueError:
-    return ValueError(
-        f"{path} contains no molecules ({what}). Write one SMILES per line, optionally "
-        "followed by a name (a .csv may start with a header naming a 'smiles' column), "
-        "or pass an SDF file."
-    )
-
-
-def _decoded_lines(path: Path) -> Iterator[tuple[int, str, bool]]:
-    """(line number, text without its newline, had non-UTF-8 bytes) for each line; bad bytes
-    read as U+FFFD and are flagged rather than failing the whole file."""
-    _check_file(path)
-    with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as handle:
-        if b"\0" in handle.read(_BINARY_PEEK):
-            raise ValueError(f"{path}: looks like a binary file, not SMILES or SDF text")
-        handle.seek(0)
-        text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="surrogateescape")
-        for number, line in enumerate(text, start=1):
-            line = line.rstrip("\r\n")
-            if _ESCAPED_BYTE.search(line) is None:
-                yield number, line, False
-            else:
-                yield number, line.encode(errors="surrogateescape").decode(errors="replace"), True
-
-
-def _header_columns(lowered: list[str]) -> tuple[int, int]:
-    """(SMILES column, name column or -1) from a header row."""
-    smiles_col = lowered.index("smiles")
-    names = [i for i, c in enumerate(lowered) if c in ("name", "id", "title", "mol_id")]
-    if names:
-        return smiles_col, names[0]
-    return smiles_col, (1 - smiles_col if len(lowered) == 2 else -1)
-
-
-def _smiles_records(path: Path) -> Iterator[RawRecord]:
-    """One record per non-blank, non-comment, non-header line (see :func:`read_smiles_file`)."""
-    is_csv = ".csv" in path.suffixes
-    smiles_col, name_col = 0, 1
-    first = True
-    for number, raw, not_utf8 in _decoded_lines(path):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if is_csv:
-            cells = [c.strip() for c in next(csv.reader([line]))]
-        else:
-            cells = re.split(r"[\s,]+", line, maxsplit=1)
-        lowered = [c.lower() for c in cells]
-        # A header may only be the first content line ("SMILES" is not valid SMILES: no M).
-        if first and "smiles" in lowered:
-            smiles_col, name_col = _header_columns(lowered)
-            first = False
-            continue
-        first = False
-        smiles = cells[smiles_col] if smiles_col < len(cells) else ""
-        name = cells[name_col] if 0 <= name_col < len(cells) else ""
-        yield RawRecord(number, None, smiles, name, not_utf8)
-
-
-def _sdf_record(record: int, start: int, lines: list[str], not_utf8: bool) -> RawRecord:
-    title = lines[0].strip() if lines else ""
-    return RawRecord(start, record, "\n".join(lines), title, not_utf8)
-
-
-def _sdf_records(path: Path) -> Iterator[RawRecord]:
-    """One record per ``$$$$``-terminated block (a blank one too: it is counted and reported)."""
-    record, start, lines, not_utf8 = 1, 1, [], False
-    for number, line, bad in _decoded_lines(path):
-        if line.strip() == "$$$$":
-            yield _sdf_record(record, start, lines, not_utf8)
-            record, start, lines, not_utf8 = record + 1, number + 1, [], False
-        else:
-            lines.append(line)
-            not_utf8 = not_utf8 or bad
-    if any(line.strip() for line in lines):  # a last record without its "$$$$"
-        yield _sdf_record(record, start, lines, not_utf8)
-
-
-def read_raw_records(path: str | Path, fmt: str) -> Iterator[RawRecord]:
-    """The molecules of a SMILES (``fmt="smiles"``) or SDF (``"sdf"``) file as unparsed text.
-
-    The file format is that of :func:`read_smiles_file` and :func:`read_sdf`, which parse these
-    records; the screening gate's reader passes them on unparsed instead. ``.gz`` files are
-    decompressed, a leading BOM is dropped and any newline convention is accepted.
-
-    Raises
-    ------
-    FileNotFoundError, IsADirectoryError
-        No such file (raised, like the rest, when iteration starts).
-    ValueError
-        An unknown ``fmt``, or a NUL byte in the first 8 KiB: a binary file, not text.
-    OSError, EOFError
-        The file cannot be read (e.g. a broken ``.gz``).
-    """
-    if fmt not in ("smiles", "sdf"):
-        raise ValueError(f"molecule file format must be 'smiles' or 'sdf', got {fmt!r}")
-    path = Path(path)
-    return _smiles_records(path) if fmt == "smiles" else _sdf_records(path)
-
-
-# ---------------------------------------------------------------- user files: parsed readers
-
-
-def read_smiles_file(path: str | Path) -> tuple[list[InputMolecule], list[MoleculeProblem]]:
-    """Read a SMILES file; bad molecules are skipped and reported, never raised.
-
-    One SMILES per line, optionally followed by a name after whitespace or a comma. Blank
-    lines and lines starting with ``#`` are ignored. A first line naming a ``smiles`` column
-    (case-insensitive) is a header; in a ``.csv`` it also selects the SMILES column and a
-    ``name``/``id``/``title`` column. ``.gz`` files are decompressed.
-
-    Parameters
-    ----------
-    path : str or Path
-
-    Returns
-    -------
-    molecules : list of InputMolecule
-        Sanitized molecules in file order; ``name`` defaults to ``"line <n>"``.
-    problems : list of MoleculeProblem
-        One per skipped line, with its line number and RDKit's reason.
-
-    Raises
-    ------
-    FileNotFoundError
-        The file does not exist.
-    ValueError
-        The file holds no SMILES lines at all, or is binary.
-    """
-    path = Path(path)
-    molecules: list[InputMolecule] = []
-    problems: list[MoleculeProblem] = []
-    for raw in read_raw_records(path, "smiles"):
-        mol, reason = parse_smiles(raw.text) if raw.text else (None, "no SMILES on this line")
-        if mol is None:
-            problems.append(MoleculeProblem(str(path), raw.line, None, raw.text, reason))
-            continue
-        name = raw.name or f"line {raw.line}"
-        mol.SetProp("_Name", name)
-        molecules.append(InputMolecule(mol, name, raw.line))
-    if not molecules and not problems:
-        raise _empty_error(path, "it is empty or has only blank, comment or header lines")
-    return molecules, problems
-
-
-def _sdf_fields(lines: list[str]) -> dict[str, str]:
-    """SD data items (``> <NAME>`` then value lines up to a blank line) after ``M  END``."""
-    fields: dict[str, str] = {}
-    key, values = None, []
-    for line in lines:
-        header = re.match(r">.*<([^>]+)>", line)
-        if header:
-            key, values = header.group(1), []
-        elif key is not None and line.strip():
-            values.append(line)
-        elif key is not None:
-            fields[key], key = "\n".join(values), None
-    if key is not None:
-        fields[key] = "\n".join(values)
-    return fields
-
-
-def _mol_from_record(lines: list[str]) -> tuple[Chem.Mol | None, str | None]:
-    """A sanitized molecule (hydrogens kept, SD fields as properties), or None and why."""
-    from rdkit import Chem
-
-    end = next((i for i, ln in enumerate(lines) if ln.startswith("M  END")), None)
-    if end is None:
-        return None, "no 'M  END' line: the record is truncated or not a mol block"
-    with rdkit_errors() as log:
-        mol = Chem.MolFromMolBlock("\n".join(lines[: end + 1]), sanitize=False, removeHs=False)
-    if mol is None:
-        return None, "unreadable mol block: " + _condense_log(log, "RDKit could not parse it")
-    with rdkit_errors():
-        reason = _sanitize(mol)
-    if reason:
-        return None, reason
-    for key, value in _sdf_fields(lines[end + 1 :]).items():
-        mol.SetProp(key, value)
-    return mol, None
-
-
-def read_sdf(path: str | Path) -> tuple[list[InputMolecule], list[MoleculeProblem]]:
-    """Read an SDF file (``.sdf`` or ``.sdf.gz``); bad records are skipped and reported.
-
-    Records are split on ``$$$$`` lines here, so each problem carries its record number and
-    first line. Hydrogens are kept as written; SD data items become string properties.
-
-    Returns
-    -------
-    molecules : list of InputMolecule
-        Sanitized molecules; ``name`` is the title line or ``"record <k>"``.
-    problems : list of MoleculeProblem
-        One per skipped record, with RDKit's reason.
-
-    Raises
-    ------
-    FileNotFoundError
-        The file does not exist.
-    ValueError
-        The file holds no records, or is binary.
-    """
-    path = Path(path)
-    molecules: list[InputMolecule] = []
-    problems: list[MoleculeProblem] = []
-    for raw in read_raw_records(path, "sdf"):
-        mol, reason = _mol_from_record(raw.text.split("\n"))
-        if mol is None:
-            problems.append(MoleculeProblem(str(path), raw.line, raw.record, raw.name, reason))
-            continue
-        name = raw.name or f"record {raw.record}"
-        mol.SetProp("_Name", name)
-        molecules.append(InputMolecule(mol, name, raw.line, raw.record))
-    if not molecules and not problems:
-        raise _empty_error(path, "it is empty")
-    return molecules, problems
-
-
-def read_molecules(path: str | Path) -> tuple[list[InputMolecule], list[MoleculeProblem]]:
-    """:func:`read_sdf` for ``.sdf``/``.sdf.gz``/``.mol`` files, else :func:`read_smiles_file`."""
-    suffixes = [s.lower() for s in Path(path).suffixes]
-    if suffixes and suffixes[-1] == ".gz":
-        suffixes = suffixes[:-1]
-    if suffixes and suffixes[-1] in (".sdf", ".mol", ".sd"):
-        return read_sdf(path)
-    return read_smiles_file(path)
+    },
+)

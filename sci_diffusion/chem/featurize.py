@@ -10,7 +10,7 @@ them to RDKit's valence model, which with formal charges recovers every QM9 and 
 molecule (see ``docs/molecules.md``).
 
 Data sets (:func:`qm9_graphs`, :func:`moses_graphs`) are padded tensors cached on disk as
-safetensors (never pickle) under :func:`sci_diffusion.chem.data.cache_dir`.
+safetensors (never pickle) under :func:`sci_diffusion.io.cache_dir`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -33,20 +32,18 @@ from rdkit import Chem, rdBase
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from sci_diffusion.io.files import temp_path
+from sci_diffusion.io.cache import cache_dir
+from sci_diffusion.io.files import publish, temp_path
 
 from .data import (
-    InputMolecule,
-    MoleculeProblem,
-    cache_dir,
     file_digest,
     load_moses,
     load_qm9,
     moses_source_file,
-    parse_smiles,
     qm9_source_files,
     qm9_split,
 )
+from .molfiles import InputMolecule, MoleculeProblem, parse_smiles
 
 #: Bump when featurization or the cache layout changes: it is part of every cache key.
 FEATURIZE_VERSION = 1
@@ -535,7 +532,7 @@ def featurize(
     ----------
     molecules : iterable of (key, molecule)
         ``key`` becomes the graph's ``source_index``; a molecule is a SMILES string, a
-        sanitized ``Chem.Mol`` or an :class:`~sci_diffusion.chem.data.InputMolecule`.
+        sanitized ``Chem.Mol`` or an :class:`~sci_diffusion.chem.molfiles.InputMolecule`.
     vocab : GraphVocab
     source : str
         Names the origin in problems and becomes the data set's ``name``.
@@ -594,8 +591,7 @@ def save_graphs(path: Path, dataset: GraphDataset, key: Mapping[str, Any]) -> No
     }
     with temp_path(path.parent, path.name) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
-        os.chmod(tmp, 0o644)  # save_file recreates the file as 0600; caches may be shared
-        os.replace(tmp, path)
+        publish(tmp, path)  # save_file recreates the file (as 0600): publish sets the mode again
 
 
 def load_graphs(path: Path, key: Mapping[str, Any] | None = None) -> GraphDataset | None:

@@ -56,6 +56,7 @@ from ._deprecated import moved_names
 from .parallel import map_chunks, resolve_processes
 from .plausibility import PLAUSIBILITY_CHECKS, PlausibilityConfig, check_plausibility
 from .properties import PROPERTY_NAMES, compute_properties, sascorer, without_hydrogens
+from .sanitize import clean_log, one_line, sanitize
 
 __getattr__ = moved_names(
     __name__, {"available_cores": "sci_diffusion.chem.parallel:available_cores"}
@@ -98,7 +99,6 @@ ALERT_MODES: tuple[str, ...] = ("reject", "record", "off")
 DUPLICATE_KEYS: tuple[str, ...] = ("canonical_smiles", "inchikey")
 
 _INCHIKEY = re.compile(r"^[A-Z]{14}-[A-Z]{10}-[A-Z]$")
-_LOG_STAMP = re.compile(r"^\[\d\d:\d\d:\d\d\]\s*")
 _SYMBOLS = frozenset(Chem.GetPeriodicTable().GetElementSymbol(z) for z in range(1, 119))
 
 
@@ -484,16 +484,6 @@ def alert_catalog(name: str) -> FilterCatalog.FilterCatalog:
     return FilterCatalog.FilterCatalog(params)
 
 
-def _clean_log(messages: str) -> list[str]:
-    """RDKit log text as lines without timestamps."""
-    lines = (_LOG_STAMP.sub("", line).strip() for line in messages.splitlines())
-    return [line for line in lines if line]
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 Atom = tuple[str, int, int]
 """(symbol, formal charge, radical electrons) of one atom."""
 
@@ -532,7 +522,7 @@ class _Checker:
             outcomes.append((FAIL, reason, {}))
             return _Pending(fields, None)
         outcomes.append((PASS, "", {"atoms": mol.GetNumAtoms()}))
-        step, reason, messages = _sanitize(mol)
+        step, reason, messages = sanitize(mol)
         if step is not None:
             outcomes.append((FAIL, reason, {"step": step, "messages": messages}))
             fields[0] = fields[0] if kind != "mol" else _raw_smiles(payload)
@@ -674,12 +664,12 @@ def _fmt(value: float) -> str:
 def _construct(kind: str, payload: Any) -> tuple[Chem.Mol | None, str]:
     """An unsanitized molecule, or ``(None, reason)``."""
     if kind == "none":
-        return None, _one_line(payload)
+        return None, one_line(payload)
     if kind == "smiles":
         with rdBase.CaptureErrorLog() as capture:
             mol = Chem.MolFromSmiles(payload, sanitize=False)
         if mol is None:
-            lines = [line for line in _clean_log(capture.messages) if ":" in line]
+            lines = [line for line in clean_log(capture.messages) if ":" in line]
             detail = lines[0].replace("SMILES Parse Error: ", "") if lines else "unparsable"
             return None, f"SMILES parse error: {detail}"
     else:
@@ -687,22 +677,6 @@ def _construct(kind: str, payload: Any) -> tuple[Chem.Mol | None, str]:
     if mol.GetNumAtoms() == 0:
         return None, "empty molecule (no atoms)"
     return mol, ""
-
-
-def _sanitize(mol: Chem.Mol) -> tuple[str | None, str, list[str]]:
-    """Sanitize ``mol`` in place; ``(None, "", [])`` on success, else the failing step
-    (``SANITIZE_PROPERTIES``, ...), a one-line reason and RDKit's messages."""
-    with rdBase.CaptureErrorLog() as capture:
-        flag = Chem.SanitizeMol(mol, catchErrors=True)
-    if flag == Chem.SanitizeFlags.SANITIZE_NONE:
-        # What Chem.MolFromSmiles does after sanitizing; without it canonical SMILES of
-        # unsanitized parses can differ from everyone else's.
-        Chem.AssignStereochemistry(mol, cleanIt=True, force=True)
-        return None, "", []
-    step = str(flag).rsplit(".", 1)[-1]
-    messages = _clean_log(capture.messages)
-    message = messages[0] if messages else "sanitization failed"
-    return step, f"{_one_line(message)} ({step})", messages
 
 
 def _raw_smiles(payload: bytes) -> str | None:
@@ -724,7 +698,7 @@ def _safe_properties(mol: Chem.Mol) -> tuple[dict[str, float | int], str]:
     try:
         return compute_properties(mol), ""
     except Exception as error:  # recorded as a failed check, never raised
-        return {}, _one_line(f"{type(error).__name__}: {error}")
+        return {}, one_line(f"{type(error).__name__}: {error}")
 
 
 @functools.lru_cache(maxsize=4)
@@ -757,7 +731,7 @@ def _guarded(fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return fn(*args)
     except Exception as error:  # RDKit raises many types; all are recorded, none hidden
-        reason = _one_line(
+        reason = one_line(
             f"unexpected RDKit error while checking: {type(error).__name__}: {error}"
         )
         return None, None, None, [(FAIL, reason, {})], {}, None, None

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from rdkit import Chem, rdBase
 
+from sci_diffusion.chem._deprecated import renamed
 from sci_diffusion.chem.gate import canonical_smiles_set
 from sci_diffusion.chem.moses_metrics import moses_metrics
 
@@ -32,10 +33,10 @@ __all__ = [
     "BOND_ORDERS",
     "EDM_ALLOWED_VALENCES",
     "atom_stable",
+    "bond_order_graph",
     "canonical_smiles_set",
     "edm_stability",
     "literature_valid_smiles",
-    "mol_to_graph",
     "molecule_metrics",
     "moses_metrics",
     "novelty",
@@ -327,8 +328,13 @@ def edm_stability(
     return atom_fraction, _fraction(n_stable_mols, n_mols)
 
 
-def mol_to_graph(mol: Chem.Mol, *, kekulize: bool = False) -> Graph:
-    """The explicit graph of an RDKit molecule: atom symbols and the bond-order matrix.
+def bond_order_graph(mol: Chem.Mol, *, kekulize: bool = False) -> Graph:
+    """The explicit graph of an RDKit molecule for stability: atom symbols and bond orders.
+
+    Not the training featurization (:func:`sci_diffusion.chem.featurize.mol_to_graph`, which
+    maps a kekulized molecule to a vocabulary's class indices and refuses what the vocabulary
+    cannot hold): EDM's stability needs the molecule as it is, any element, aromatic bonds as
+    1.5, and no hydrogens added or removed.
 
     Only atoms present in the molecule count: implicit hydrogens are ignored, so pass the
     molecule as generated (explicit H atoms), or ``Chem.AddHs`` it first.
@@ -385,7 +391,7 @@ def molecule_metrics(
         The samples carry explicit hydrogens: compute EDM's atom and molecule stability.
     graphs
         Explicit-H graphs for stability, one per sample (None: read them from ``mols`` with
-        :func:`mol_to_graph`; a None molecule is an unstable molecule).
+        :func:`bond_order_graph`; a None molecule is an unstable molecule).
     training_is_canonical
         ``training_smiles`` already come from :func:`canonical_smiles_set` (same ``isomeric``).
     isomeric
@@ -427,8 +433,12 @@ def molecule_metrics(
         result["novelty"] = novelty(valid, training)
     if explicit_h:
         if graphs is None:
-            graphs = [None if m is None else mol_to_graph(m) for m in mols]
+            graphs = [None if m is None else bond_order_graph(m) for m in mols]
         if len(graphs) != len(mols):
             raise ValueError(f"got {len(graphs)} graphs for {len(mols)} molecules")
         result["atom_stability"], result["mol_stability"] = edm_stability(graphs)
     return result
+
+
+#: Old name of :func:`bond_order_graph` (it shared its name with the featurizer).
+mol_to_graph = renamed("sci_diffusion.chem.metrics.mol_to_graph", bond_order_graph)

@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import csv
 import functools
-import gzip
 import hashlib
-import importlib.util
-import os
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -32,6 +29,11 @@ import torch
 from rdkit import Chem, rdBase
 from rdkit.Chem import rdFingerprintGenerator, rdSubstructLibrary
 from rdkit.Chem.Scaffolds import MurckoScaffold
+
+from sci_diffusion.io.files import atomic_open
+
+from ._deprecated import renamed
+from .data import load_moses, moses_dir, moses_source_file
 
 __all__ = [
     "MOSES_ALLOWED_ATOMS",
@@ -58,31 +60,15 @@ __all__ = [
 MOSES_ALLOWED_ATOMS = frozenset({"C", "N", "S", "O", "F", "Cl", "Br", "H"})
 """Elements a molecule may contain to pass the MOSES filters (``mol_passes_filters``)."""
 
-_MOSES_SPLITS = ("train", "test", "test_scaffolds")
+def _load_moses_split(split: str = "test") -> list[str]:
+    return load_moses(split)
 
 
-def _moses_dir() -> Path:
-    spec = importlib.util.find_spec("moses")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("molsets is not installed (pip install --no-deps molsets)")
-    return Path(spec.submodule_search_locations[0])
-
-
-def load_moses_split(split: str = "test") -> list[str]:
-    """The SMILES of a MOSES split, read from the molsets package data.
-
-    Parameters
-    ----------
-    split
-        ``"train"`` (1,584,663 SMILES), ``"test"`` (176,074) or ``"test_scaffolds"``.
-    """
-    if split not in _MOSES_SPLITS:
-        raise ValueError(f"unknown MOSES split {split!r}; expected one of {_MOSES_SPLITS}")
-    with gzip.open(_moses_dir() / "dataset" / "data" / f"{split}.csv.gz", "rt") as f:
-        rows = csv.reader(f)
-        if next(rows) != ["SMILES"]:
-            raise ValueError(f"unexpected header in the MOSES {split} file")
-        return [row[0] for row in rows]
+#: Old name: MOSES is read by :func:`sci_diffusion.chem.data.load_moses` (its only loader).
+load_moses_split = renamed(
+    "sci_diffusion.chem.moses_metrics.load_moses_split", _load_moses_split,
+    "sci_diffusion.chem.data.load_moses (default split 'train')",
+)  # fmt: skip
 
 
 def _get_mol(smiles_or_mol: str | Chem.Mol | None) -> Chem.Mol | None:
@@ -114,7 +100,7 @@ def moses_filter_patterns() -> tuple[Chem.Mol, ...]:
     ``mcf.csv`` has a ``names,smarts`` header; ``wehi_pains.csv`` has ``smarts,name`` rows
     without one (SMARTS padded with spaces, stripped here).
     """
-    folder = _moses_dir() / "metrics"
+    folder = moses_dir() / "metrics"
     with open(folder / "mcf.csv", newline="") as f:
         smarts = [row["smarts"] for row in csv.DictReader(f)]
     with open(folder / "wehi_pains.csv", newline="") as f:
@@ -413,19 +399,16 @@ def reference_stats(smiles: Iterable[str | Chem.Mol]) -> ReferenceStats:
 
 def save_reference_stats(stats: ReferenceStats, path: str | Path) -> None:
     """Write reference statistics to an ``.npz`` file (no pickle; written atomically)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez_compressed(
-        tmp,
-        fingerprints=np.packbits(stats.fingerprints, axis=1),
-        n_bits=np.int64(stats.fingerprints.shape[1]),
-        fragment_keys=np.array(list(stats.fragments), dtype=str),
-        fragment_counts=np.array(list(stats.fragments.values()), dtype=np.int64),
-        scaffold_keys=np.array(list(stats.scaffolds), dtype=str),
-        scaffold_counts=np.array(list(stats.scaffolds.values()), dtype=np.int64),
-    )
-    os.replace(tmp, path)
+    with atomic_open(Path(path), "wb") as handle:
+        np.savez_compressed(
+            handle,
+            fingerprints=np.packbits(stats.fingerprints, axis=1),
+            n_bits=np.int64(stats.fingerprints.shape[1]),
+            fragment_keys=np.array(list(stats.fragments), dtype=str),
+            fragment_counts=np.array(list(stats.fragments.values()), dtype=np.int64),
+            scaffold_keys=np.array(list(stats.scaffolds), dtype=str),
+            scaffold_counts=np.array(list(stats.scaffolds.values()), dtype=np.int64),
+        )
 
 
 def _counter(keys: np.ndarray, counts: np.ndarray) -> Counter[str]:
@@ -451,13 +434,12 @@ def moses_reference(split: str = "test", cache_dir: str | Path | None = None) ->
     the split file's digest and the RDKit version, and later loads take about a second.
     """
     if cache_dir is None:
-        return reference_stats(load_moses_split(split))
-    source = _moses_dir() / "dataset" / "data" / f"{split}.csv.gz"
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+        return reference_stats(load_moses(split))
+    digest = hashlib.sha256(moses_source_file(split).read_bytes()).hexdigest()[:16]
     path = Path(cache_dir) / f"moses_{split}_reference_{digest}_rdkit{rdBase.rdkitVersion}.npz"
     if path.exists():
         return load_reference_stats(path)
-    stats = reference_stats(load_moses_split(split))
+    stats = reference_stats(load_moses(split))
     save_reference_stats(stats, path)
     return stats
 
@@ -493,8 +475,9 @@ def moses_metrics(
         Reference set for SNN, Frag and Scaf: precomputed :class:`ReferenceStats`, SMILES, or
         None for the MOSES test set (:func:`moses_reference`).
     training
-        Training SMILES for novelty (e.g. ``load_moses_split("train")``), compared as given,
-        like MOSES (its train SMILES are RDKit-canonical); None leaves ``novelty`` None.
+        Training SMILES for novelty (e.g. ``load_moses("train")`` of
+        :mod:`sci_diffusion.chem.data`), compared as given, like MOSES (its train SMILES are
+        RDKit-canonical); None leaves ``novelty`` None.
     k
         Sizes for unique@k.
     device

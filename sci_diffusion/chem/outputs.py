@@ -19,8 +19,8 @@ skipped), ``gate_<check>_reason`` and ``gate_<check>_values`` (compact JSON), th
 provenance fields (model fingerprint, sampler, steps, seed, date, package and RDKit versions).
 
 All six files are first written to hidden temp files in the directory and only then moved into
-place (``os.replace``), so a failure while writing leaves no new file behind and a reader never
-sees a half-written one.
+place (:func:`sci_diffusion.io.files.publish`, with the package's one file mode), so a failure
+while writing leaves no new file behind and a reader never sees a half-written one.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import contextlib
 import csv
 import datetime
 import json
-import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from html import escape
@@ -41,7 +40,7 @@ from rdkit import Chem
 from rdkit.Chem import Draw, rdDepictor
 
 from sci_diffusion import __version__
-from sci_diffusion.io.files import temp_path
+from sci_diffusion.io.files import publish, temp_path
 
 from .gate import GATES, GateConfig, MoleculeRecord, gate_metrics
 from .properties import PROPERTY_NAMES, without_hydrogens
@@ -350,5 +349,5 @@ def write_outputs(
         text = json.dumps(metrics, indent=2, sort_keys=True, default=str, allow_nan=True)
         tmp[METRICS_JSON].write_text(text + "\n")
         for name in OUTPUT_FILES:  # metrics.json last: its presence means the set is complete
-            os.replace(tmp[name], out / name)
+            publish(tmp[name], out / name)
     return metrics

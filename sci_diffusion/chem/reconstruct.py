@@ -59,6 +59,7 @@ __all__ = [
     "EDM_MARGINS_PM",
     "EDM_SINGLE_BOND_PM",
     "EDM_TRIPLE_BOND_PM",
+    "atoms_with_conformer",
     "edm_bond_matrix",
     "edm_bond_order",
     "mol_from_determine_bonds",
@@ -220,9 +221,11 @@ def _conformer(positions: np.ndarray) -> Chem.Conformer:
     return conformer
 
 
-def _atoms_with_conformer(
+def atoms_with_conformer(
     symbols: Sequence[str], positions: np.ndarray, *, no_implicit: bool
 ) -> Chem.RWMol:
+    """Atoms without bonds at 3D ``positions`` (checked (N, 3) float64 Å), the start of every
+    reconstruction from coordinates; ``no_implicit`` forbids implicit hydrogens on them."""
     mol = Chem.RWMol()
     for symbol in symbols:
         atom = Chem.Atom(symbol)
@@ -391,7 +394,7 @@ def mol_from_edm_distances(
     checked = _check_symbols(symbols)
     coordinates = _check_positions(positions, len(checked))
     formal = _check_charges(charges, len(checked))
-    mol = _atoms_with_conformer(checked, coordinates, no_implicit=False)
+    mol = atoms_with_conformer(checked, coordinates, no_implicit=False)
     for atom, charge in zip(mol.GetAtoms(), formal, strict=True):
         atom.SetFormalCharge(int(charge))
     orders = _edm_orders(checked, coordinates)
@@ -522,7 +525,7 @@ def mol_from_determine_bonds(
         raise ValueError(f"total_charge must be an integer, got {total_charge!r}")
     if use_huckel and (problem := _huckel_problem(checked, int(total_charge))):
         return None, problem
-    mol = _atoms_with_conformer(checked, coordinates, no_implicit=True)
+    mol = atoms_with_conformer(checked, coordinates, no_implicit=True)
     quiet = _silenced_stderr_fd() if use_huckel else contextlib.nullcontext()
     step = "DetermineBonds"
     try:

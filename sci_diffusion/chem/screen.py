@@ -3,14 +3,18 @@
 :func:`screen_file` is what ``sci-diffusion screen in=<file> out=<dir>`` calls. Supported inputs
 (optionally gzip-compressed, ``.gz``):
 
-* SMILES files ``.smi``, ``.smiles``, ``.txt``: one molecule per line, the SMILES first and an
-  optional name after whitespace or a comma; blank lines and lines starting with ``#`` are
-  ignored, and a first line naming a ``smiles`` column is a header.
-* SDF files ``.sdf``, ``.sd``: records separated by ``$$$$``; the title line is the name.
+* SMILES files ``.smi``, ``.smiles``, ``.txt``, ``.csv``: one molecule per line, the SMILES
+  first and an optional name after whitespace or a comma; blank lines and lines starting with
+  ``#`` are ignored, and a first line naming a ``smiles`` column is a header (in a ``.csv`` it
+  also selects the SMILES and name columns).
+* SDF files ``.sdf``, ``.sd``, ``.mol``: records separated by ``$$$$``; the title line is the
+  name.
 
-Lines and records are found by :func:`sci_diffusion.chem.data.read_raw_records`, the reader of
-:mod:`sci_diffusion.chem.data` too, so both see the same molecules at the same positions. Here
-they are not sanitized (sanitization is the gate's second check). A line or record that cannot
+Formats, lines and records are those of :mod:`sci_diffusion.chem.molfiles`
+(:func:`~sci_diffusion.chem.molfiles.input_format`,
+:func:`~sci_diffusion.chem.molfiles.read_raw_records`), the one reader of molecule files, so
+screening and the sanitizing readers see the same molecules at the same positions. Here they
+are not sanitized (sanitization is the gate's second check). A line or record that cannot
 be read is not an error of the run: it is reported with its position (``line 12``, ``record 3
 (line 40)``) and reason in ``rejected.csv`` (failed check ``construction``) and in
 ``metrics.json`` (``input_errors``), and skipped. Only input that is unusable as a whole raises
@@ -26,7 +30,7 @@ from typing import Any
 
 from rdkit import Chem, rdBase
 
-from .data import RawRecord, read_raw_records
+from ._deprecated import renamed
 from .gate import (
     GateConfig,
     MoleculeInput,
@@ -34,10 +38,16 @@ from .gate import (
     canonical_smiles_set,
     run_gate,
 )
+from .molfiles import (
+    SDF_SUFFIXES,  # noqa: F401 (part of this module's interface)
+    SMILES_SUFFIXES,  # noqa: F401
+    RawRecord,
+    UnknownFormatError,
+    input_format,
+    read_raw_records,
+)
 from .outputs import write_outputs
 
-SMILES_SUFFIXES: tuple[str, ...] = (".smi", ".smiles", ".txt")
-SDF_SUFFIXES: tuple[str, ...] = (".sdf", ".sd")
 MAX_REPORTED_INPUT_ERRORS = 20
 """``metrics.json`` lists this many unreadable inputs; ``rejected.csv`` has all of them."""
 
@@ -72,23 +82,6 @@ class InputBatch:
         self.sources.append(source)
 
 
-def input_format(path: str | Path) -> str:
-    """``"smiles"`` or ``"sdf"`` from the file name (a trailing ``.gz`` is ignored).
-
-    Raises
-    ------
-    ScreenInputError
-        For any other suffix.
-    """
-    name = Path(path).name.lower().removesuffix(".gz")
-    if name.endswith(SMILES_SUFFIXES):
-        return "smiles"
-    if name.endswith(SDF_SUFFIXES):
-        return "sdf"
-    supported = ", ".join(SMILES_SUFFIXES + SDF_SUFFIXES)
-    raise ScreenInputError(f"{path}: unknown molecule file type; supported: {supported} (+ .gz)")
-
-
 def _parse_block(text: str) -> MoleculeInput:
     """One SDF record to an unsanitized molecule, or :class:`NotConstructed` with why."""
     with rdBase.BlockLogs():  # RDKit reports mol-block errors as warnings we cannot capture
@@ -112,9 +105,14 @@ def _gate_input(raw: RawRecord) -> tuple[MoleculeInput, str | None, str]:
     return smiles, " ".join(raw.name.split()) or None, source
 
 
-def _read_batch(path: str | Path, fmt: str) -> InputBatch:
-    """Every record of the file as gate inputs; read errors become :class:`ScreenInputError`."""
+def _read_batch(path: str | Path, fmt: str | None = None) -> InputBatch:
+    """Every record of the file as gate inputs (``fmt`` None: from the file name); an unknown
+    suffix and read errors become :class:`ScreenInputError`."""
     path = Path(path)
+    try:
+        fmt = fmt or input_format(path)
+    except UnknownFormatError as error:
+        raise ScreenInputError(str(error)) from None
     if not path.is_file():
         raise ScreenInputError(f"{path}: no such file")
     try:
@@ -129,49 +127,43 @@ def _read_batch(path: str | Path, fmt: str) -> InputBatch:
     return batch
 
 
-def read_smiles_file(path: str | Path) -> InputBatch:
-    """Read a SMILES file (see the module docstring for the format).
-
-    Parameters
-    ----------
-    path
-        ``.smi``, ``.smiles`` or ``.txt`` file, optionally ``.gz``.
-    """
-    return _read_batch(path, "smiles")
-
-
-def read_sdf_file(path: str | Path) -> InputBatch:
-    """Read an SDF file record by record, without sanitization, keeping explicit hydrogens.
-
-    Parameters
-    ----------
-    path
-        ``.sdf`` or ``.sd`` file, optionally ``.gz``.
-    """
-    return _read_batch(path, "sdf")
-
-
-def read_molecules(path: str | Path) -> InputBatch:
-    """Read a SMILES or SDF file, chosen by its suffix (:func:`input_format`).
+def read_gate_inputs(path: str | Path) -> InputBatch:
+    """The molecules of a SMILES or SDF file (format from its name,
+    :func:`~sci_diffusion.chem.molfiles.input_format`) as gate inputs: SMILES unparsed, SDF
+    records parsed without sanitization, explicit hydrogens kept.
 
     Raises
     ------
     ScreenInputError
         Missing, unreadable or binary file, unknown suffix, or no molecules in it.
     """
-    path = Path(path)
-    fmt = input_format(path)
-    batch = _read_batch(path, fmt)
+    batch = _read_batch(path)
     if not batch.molecules:
         raise ScreenInputError(f"{path}: no molecules found")
     return batch
 
 
+def _read_smiles_batch(path: str | Path) -> InputBatch:
+    return _read_batch(path, "smiles")
+
+
+def _read_sdf_batch(path: str | Path) -> InputBatch:
+    return _read_batch(path, "sdf")
+
+
+# Old names (they shared names with the sanitizing readers of .molfiles): they still work.
+read_molecules = renamed("sci_diffusion.chem.screen.read_molecules", read_gate_inputs)
+read_smiles_file = renamed("sci_diffusion.chem.screen.read_smiles_file", _read_smiles_batch,
+                           "sci_diffusion.chem.screen.read_gate_inputs")  # fmt: skip
+read_sdf_file = renamed("sci_diffusion.chem.screen.read_sdf_file", _read_sdf_batch,
+                        "sci_diffusion.chem.screen.read_gate_inputs")  # fmt: skip
+
+
 def _training_set(training: str | Path | Iterable[str], processes: int | None) -> frozenset[str]:
-    if isinstance(training, (str, Path)) and input_format(training) == "smiles":
-        smiles = [m for m in read_smiles_file(training).molecules if isinstance(m, str)]
-    elif isinstance(training, (str, Path)):
-        raise ScreenInputError(f"{training}: the training set must be a SMILES file")
+    if isinstance(training, (str, Path)):
+        if input_format(training, default="unknown") != "smiles":
+            raise ScreenInputError(f"{training}: the training set must be a SMILES file")
+        smiles = [m for m in _read_batch(training, "smiles").molecules if isinstance(m, str)]
     else:
         smiles = list(training)
     return canonical_smiles_set(smiles, isomeric=True, processes=processes)
@@ -226,7 +218,7 @@ def screen_file(
         raise ScreenInputError(f"out={out} exists and is not a directory")
     if not isinstance(config, GateConfig):
         config = GateConfig.from_dict(config or {})
-    batch = read_molecules(in_path)
+    batch = read_gate_inputs(in_path)
     reference = None if training is None else _training_set(training, processes)
     records = run_gate(
         batch.molecules,

@@ -35,7 +35,7 @@ from .featurize import (
     _problem,
     mol_to_graph,
 )
-from .reconstruct import _atoms_with_conformer
+from .reconstruct import atoms_with_conformer
 
 __all__ = ["align_record", "qm9_structures"]
 
@@ -52,7 +52,7 @@ COVALENT_FACTORS = (1.3, 1.2, 1.15, 1.1)
 def _match_geometry(skeleton: Chem.Mol, record: QM9Record) -> tuple[int, ...]:
     """Geometry index of each SMILES atom: the first covalent factor whose contacts are
     exactly the SMILES's bonds (an isomorphism, so no bond is borrowed from a contact)."""
-    atoms = _atoms_with_conformer(record.elements, record.positions, no_implicit=True)
+    atoms = atoms_with_conformer(record.elements, record.positions, no_implicit=True)
     counts = []
     for factor in COVALENT_FACTORS:
         geometry = Chem.Mol(atoms)  # DetermineConnectivity replaces any bonds it finds

@@ -15,10 +15,10 @@ from sci_diffusion.chem import gate  # noqa: E402
 from sci_diffusion.chem.metrics import (  # noqa: E402
     EDM_ALLOWED_VALENCES,
     atom_stable,
+    bond_order_graph,
     canonical_smiles_set,
     edm_stability,
     literature_valid_smiles,
-    mol_to_graph,
     molecule_metrics,
     novelty,
     strict_valid_smiles,
@@ -157,19 +157,19 @@ def test_phosphorus_allows_three_or_five_bonds():
 
 
 def test_edm_table_ignores_charges_and_counts_sulfur_as_tetravalent():
-    ammonium = mol_to_graph(Chem.AddHs(Chem.MolFromSmiles("[NH4+]")))
+    ammonium = bond_order_graph(Chem.AddHs(Chem.MolFromSmiles("[NH4+]")))
     assert atom_stable(*ammonium).tolist() == [False, True, True, True, True]
-    hydrogen_sulfide = mol_to_graph(Chem.AddHs(Chem.MolFromSmiles("S")))
+    hydrogen_sulfide = bond_order_graph(Chem.AddHs(Chem.MolFromSmiles("S")))
     assert not atom_stable(*hydrogen_sulfide)[0]  # EDM: S must have 4 bonds
 
 
 def test_aromatic_bonds_count_one_and_a_half():
     benzene = Chem.AddHs(Chem.MolFromSmiles("c1ccccc1"))
-    assert atom_stable(*mol_to_graph(benzene)).all()  # 1.5 + 1.5 + 1 = 4
+    assert atom_stable(*bond_order_graph(benzene)).all()  # 1.5 + 1.5 + 1 = 4
     pyrrole = Chem.AddHs(Chem.MolFromSmiles("c1cc[nH]c1"))
-    symbols, orders = mol_to_graph(pyrrole)
+    symbols, orders = bond_order_graph(pyrrole)
     assert not atom_stable(symbols, orders)[symbols.index("N")]  # 1.5 + 1.5 + 1 = 4 != 3
-    assert atom_stable(*mol_to_graph(pyrrole, kekulize=True)).all()
+    assert atom_stable(*bond_order_graph(pyrrole, kekulize=True)).all()
 
 
 def test_stability_pools_atoms_and_counts_missing_graphs_as_unstable():
@@ -216,7 +216,7 @@ def test_molecule_metrics_with_explicit_hydrogens():
     assert out["validity_strict"] == pytest.approx(2 / 3)
     assert out["mol_stability"] == pytest.approx(1 / 3)  # the ammonium N is unstable
     assert out["atom_stability"] == pytest.approx((9 + 7) / (9 + 8))
-    graphs = [mol_to_graph(m) for m in mols[:2]] + [None]
+    graphs = [bond_order_graph(m) for m in mols[:2]] + [None]
     assert molecule_metrics(mols, explicit_h=True, graphs=graphs) == out
     with pytest.raises(ValueError, match="graphs"):
         molecule_metrics(mols, explicit_h=True, graphs=graphs[:2])

@@ -25,14 +25,16 @@ from sci_diffusion.chem.data import (
     count_moses,
     load_moses,
     load_qm9,
-    parse_smiles,
     qm9_split,
     qm9_split_path,
+    split_fingerprint,
+)
+from sci_diffusion.chem.molfiles import (
+    parse_smiles,
     read_molecules,
     read_raw_records,
     read_sdf,
     read_smiles_file,
-    split_fingerprint,
 )
 
 
@@ -292,3 +294,11 @@ def test_missing_and_empty_files_raise_clear_errors(tmp_path):
     (tmp_path / "empty.sdf").write_text("\n")
     with pytest.raises(ValueError, match=r"empty\.sdf contains no molecules"):
         read_molecules(tmp_path / "empty.sdf")
+
+
+def test_readers_moved_to_molfiles_still_work_from_data_with_a_warning():
+    from sci_diffusion.chem import molfiles
+
+    for name in ("read_smiles_file", "read_sdf", "read_molecules", "parse_smiles", "RawRecord"):
+        with pytest.warns(DeprecationWarning, match=f"use sci_diffusion.chem.molfiles.{name}"):
+            assert getattr(data, name) is getattr(molfiles, name)

@@ -15,7 +15,7 @@ pytest.importorskip("pandas")
 from rdkit import Chem
 
 from sci_diffusion.chem import featurize as feat
-from sci_diffusion.chem.data import load_moses, load_qm9, read_smiles_file
+from sci_diffusion.chem.data import load_moses, load_qm9
 from sci_diffusion.chem.featurize import (
     MOSES_VOCAB,
     QM9_H_VOCAB,
@@ -30,6 +30,7 @@ from sci_diffusion.chem.featurize import (
     moses_graphs,
     qm9_graphs,
 )
+from sci_diffusion.chem.molfiles import read_smiles_file
 
 N_QM9 = 500
 

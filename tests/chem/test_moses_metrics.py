@@ -14,6 +14,7 @@ Chem = pytest.importorskip("rdkit.Chem")
 if importlib.util.find_spec("moses") is None:
     pytest.skip("molsets is not installed", allow_module_level=True)
 
+from sci_diffusion.chem.data import load_moses  # noqa: E402
 from sci_diffusion.chem.moses_metrics import (  # noqa: E402
     ReferenceStats,
     counts_cosine_similarity,
@@ -38,15 +39,17 @@ from sci_diffusion.chem.moses_metrics import (  # noqa: E402
 @pytest.fixture(scope="module")
 def moses_sample() -> list[str]:
     """300 random SMILES of the MOSES test split."""
-    return random.Random(0).sample(load_moses_split("test"), 300)
+    return random.Random(0).sample(load_moses("test"), 300)
 
 
 def test_moses_splits_load():
-    test = load_moses_split("test")
+    test = load_moses("test")
     assert len(test) == 176_074
     assert test[0] == "CC1C2CCC(C2)C1CN(CCO)C(=O)c1ccc(Cl)cc1"
-    with pytest.raises(ValueError, match="unknown MOSES split"):
-        load_moses_split("valid")
+    with pytest.raises(ValueError, match="MOSES split must be one of"):
+        load_moses("valid")
+    with pytest.warns(DeprecationWarning, match="load_moses"):
+        assert load_moses_split("test") == test  # the old name still works
 
 
 # ----------------------------------------------------------------------------------- filters

@@ -16,14 +16,12 @@ from rdkit import Chem
 from rdkit.Chem import AllChem
 
 from sci_diffusion.bench.screen import qm9_smiles
-from sci_diffusion.chem import data
+from sci_diffusion.chem import molfiles
 from sci_diffusion.chem.gate import GateConfigError, NotConstructed
 from sci_diffusion.chem.screen import (
     ScreenInputError,
     input_format,
-    read_molecules,
-    read_sdf_file,
-    read_smiles_file,
+    read_gate_inputs,
     screen_file,
 )
 
@@ -47,7 +45,7 @@ def rows(path: Path) -> list[dict[str, str]]:
 def test_smiles_file_lines_names_and_bad_lines(tmp_path: Path) -> None:
     path = tmp_path / "in.smi"
     path.write_bytes(SMILES_TEXT.encode() + b"\xff\xfe not utf-8\n")
-    batch = read_smiles_file(path)
+    batch = read_gate_inputs(path)
     assert batch.molecules[:2] == ["CC(=O)Nc1ccc(O)cc1", "C1CC("]
     assert batch.names[:3] == ["paracetamol", "broken ring", "phenol"]
     assert batch.sources[0] == "line 4" and batch.sources[-1] == "line 10"
@@ -82,7 +80,7 @@ def write_sdf(path: Path, broken_second: bool) -> None:
 def test_sdf_records_with_a_broken_one(tmp_path: Path) -> None:
     path = tmp_path / "in.sdf"
     write_sdf(path, broken_second=True)
-    batch = read_sdf_file(path)
+    batch = read_gate_inputs(path)
     assert batch.names == ["para", "bad", "phenol"]
     assert batch.sources[1].startswith("record 2 (line ")
     metrics = screen_file(path, tmp_path / "out", processes=2)
@@ -101,25 +99,25 @@ def test_gzip_input_and_a_last_record_without_terminator(tmp_path: Path) -> None
     assert text.endswith("$$$$")
     gz = tmp_path / "in.sdf.gz"
     gz.write_bytes(gzip.compress(text.removesuffix("$$$$").encode()))
-    assert read_molecules(gz).names == ["para", "bad", "phenol"]
+    assert read_gate_inputs(gz).names == ["para", "bad", "phenol"]
     smi = tmp_path / "in.smi.gz"
     smi.write_bytes(gzip.compress(b"CCO\nc1ccccc1O x\n"))
     assert screen_file(smi, tmp_path / "out", processes=1)["n_candidates"] == 2
 
 
-def test_the_data_readers_records_passed_on_unparsed(tmp_path: Path) -> None:
-    """chem.data's raw records, so both readers agree on names and positions; here SMILES go to
+def test_the_molfiles_records_passed_on_unparsed(tmp_path: Path) -> None:
+    """chem.molfiles' raw records, so both readers agree on names and positions; here SMILES go to
     the gate unparsed and non-UTF-8 or empty lines become construction failures."""
     path = tmp_path / "in.smi"
     path.write_bytes(b"\xef\xbb\xbfSMILES,id\nCCO,eth  anol\nC1CC( ring\nCC caf\xe9\n,orphan\n")
-    batch = read_smiles_file(path)
+    batch = read_gate_inputs(path)
     assert batch.molecules[:2] == ["CCO", "C1CC("]
     assert batch.molecules[2:] == [
         NotConstructed("not UTF-8 text"),
         NotConstructed("no SMILES on this line"),
     ]
     assert batch.names == ["eth anol", "ring", None, "orphan"]
-    molecules, problems = data.read_smiles_file(path)
+    molecules, problems = molfiles.read_smiles_file(path)
     lines = sorted([m.line for m in molecules] + [p.line for p in problems])
     assert batch.sources == [f"line {n}" for n in lines] == ["line 2", "line 3", "line 4", "line 5"]
     errors = screen_file(path, tmp_path / "out", processes=1)["input_errors"]
@@ -127,14 +125,41 @@ def test_the_data_readers_records_passed_on_unparsed(tmp_path: Path) -> None:
     assert [e["reason"] for e in errors[1:]] == ["not UTF-8 text", "no SMILES on this line"]
 
 
+def test_csv_and_mol_files_are_screened_like_the_sanitizing_readers_read_them(
+    tmp_path: Path,
+) -> None:
+    """One suffix list (chem.molfiles): a .csv header selects the columns, a .mol is one record."""
+    path = tmp_path / "in.csv"
+    path.write_text("id,score,SMILES\nm1,0.5,CC(=O)O\nm2,0.1,XYZ\n")
+    batch = read_gate_inputs(path)
+    assert batch.format == "smiles"
+    assert (batch.molecules, batch.names) == (["CC(=O)O", "XYZ"], ["m1", "m2"])
+    assert [m.name for m in molfiles.read_molecules(path)[0]] == ["m1"]
+    mol = tmp_path / "one.mol"
+    mol.write_text(Chem.MolToMolBlock(Chem.MolFromSmiles("CCO")))
+    batch = read_gate_inputs(mol)
+    assert batch.format == "sdf" and Chem.MolToSmiles(batch.molecules[0]) == "CCO"
+    assert screen_file(path, tmp_path / "out", processes=1)["n_input"] == 2
+
+
+def test_old_reader_names_still_work_with_a_warning(tmp_path: Path) -> None:
+    from sci_diffusion.chem import screen
+
+    path = tmp_path / "in.smi"
+    path.write_text("CCO ethanol\n")
+    for name in ("read_smiles_file", "read_molecules"):
+        with pytest.warns(DeprecationWarning, match="read_gate_inputs"):
+            assert getattr(screen, name)(path).molecules == ["CCO"]
+
+
 def test_sdf_blank_records_are_counted_and_reported(tmp_path: Path) -> None:
     path = tmp_path / "in.sdf"
     write_sdf(path, broken_second=False)
     path.write_text(path.read_text().replace("$$$$\n", "$$$$\n\n$$$$\n", 1))
-    batch = read_sdf_file(path)
+    batch = read_gate_inputs(path)
     assert batch.names == ["para", None, "bad", "phenol"]
     assert isinstance(batch.molecules[1], NotConstructed)
-    problems = data.read_sdf(path)[1]
+    problems = molfiles.read_sdf(path)[1]
     assert [p.record for p in problems] == [2]
     assert batch.sources[1] == f"record 2 (line {problems[0].line})"
     assert batch.sources[2].startswith("record 3 (line ")
@@ -156,7 +181,7 @@ def test_novelty_from_a_training_file(tmp_path: Path) -> None:
     ("name", "content", "message"),
     [
         ("missing.smi", None, "no such file"),
-        ("in.csv", b"SMILES\nCCO\n", "unknown molecule file type"),
+        ("in.xyz", b"3\n\nC 0 0 0\n", "unknown molecule file type"),
         ("in.smi", b"\x00\x01binary", "binary file"),
         ("in.smi", b"# only a comment\n\n", "no molecules found"),
         ("in.sdf", b"\n\n", "no molecules found"),
