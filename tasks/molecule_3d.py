@@ -35,6 +35,7 @@ from sci_diffusion.core import (
     make_schedule,
 )
 from sci_diffusion.core.sampler_config import run_sampler
+from sci_diffusion.io.progress import progress
 
 from .base import Batch, DataInfo
 from .molecule_graph import EDGE_KEY, NODE_KEYS, MoleculeGraphTask
@@ -62,12 +63,10 @@ class Molecule3DTask(MoleculeGraphTask):
     # -- data ----------------------------------------------------------------------------
     def data(self) -> Any:
         if self._data is None:
-            from sci_diffusion.chem.structures import qm9_structures
-
             d = self.cfg.task.data
-            if d.dataset != "qm9":
-                raise ValueError(f"task.data.dataset must be qm9 for 3D tasks, got {d.dataset!r}")
-            self._data = qm9_structures("train", hydrogens=bool(d.hydrogens), limit=d.get("limit"))
+            self._data = self.dataset.structures(
+                "train", hydrogens=bool(d.get("hydrogens", False)), limit=d.get("limit")
+            )
         return self._data
 
     def _build_space(self) -> ProductSpace:
@@ -98,7 +97,8 @@ class Molecule3DTask(MoleculeGraphTask):
 
     def data_info(self) -> DataInfo:
         info = super().data_info()
-        info.name = f"QM9 3D structures ({self.data().vocab.name}; SMILES graph at DFT geometry)"
+        dataset, vocab = self.dataset, self.data().vocab
+        info.name = f"{dataset.title} 3D structures ({vocab.name}; {dataset.structures_note})"
         return info
 
     def sample_batch(self, batch_size: int, generator: torch.Generator) -> Batch:
@@ -160,7 +160,8 @@ class Molecule3DTask(MoleculeGraphTask):
 
         vocab, training = self.data().vocab, self.training_smiles()
         rdkit_mols, edm_mols = [], []
-        for i in range(samples["atoms"].shape[0]):
+        label = "bonds from coordinates"
+        for i in progress(range(samples["atoms"].shape[0]), label, unit="mol"):
             keep = samples["node_mask"][i]
             symbols = [vocab.atoms[a] for a in samples["atoms"][i][keep].tolist()]
             charges = [vocab.charges[c] for c in samples["charges"][i][keep].tolist()]

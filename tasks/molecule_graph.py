@@ -27,6 +27,7 @@ from sci_diffusion.core import (
     make_schedule,
 )
 from sci_diffusion.core.sampler_config import describe_sampler, run_sampler
+from sci_diffusion.io.progress import progress
 
 from .base import Batch, DataInfo, Task
 
@@ -53,18 +54,19 @@ class MoleculeGraphTask(Task):
         self.schedule = make_schedule(cfg.task.diffusion.schedule)
 
     # -- data ----------------------------------------------------------------------------
+    @property
+    def dataset(self) -> Any:
+        """The data set named by ``task.data.dataset`` (:mod:`sci_diffusion.chem.datasets`)."""
+        from sci_diffusion.chem.datasets import get_dataset
+
+        return get_dataset(str(self.cfg.task.data.dataset))
+
     def data(self) -> Any:
         if self._data is None:
-            from sci_diffusion.chem.featurize import moses_graphs, qm9_graphs
-
             d = self.cfg.task.data
-            limit = d.get("limit")
-            if d.dataset == "qm9":
-                self._data = qm9_graphs("train", hydrogens=bool(d.hydrogens), limit=limit)
-            elif d.dataset == "moses":
-                self._data = moses_graphs("train", limit=limit)
-            else:
-                raise ValueError(f"task.data.dataset must be qm9 or moses, got {d.dataset!r}")
+            self._data = self.dataset.graphs(
+                "train", hydrogens=bool(d.get("hydrogens", False)), limit=d.get("limit")
+            )
         return self._data
 
     def space(self) -> ProductSpace:
@@ -90,15 +92,10 @@ class MoleculeGraphTask(Task):
     def training_smiles(self) -> frozenset[str]:
         """Canonical SMILES of the training split (novelty)."""
         if self._training_smiles is None:
-            from sci_diffusion.chem.data import load_moses, load_qm9
             from sci_diffusion.chem.metrics import canonical_smiles_set
 
-            d = self.cfg.task.data
-            if d.dataset == "qm9":
-                smiles = [r.smiles for r in load_qm9("train", coordinates=False)]
-            else:
-                smiles = load_moses("train")
-            self._training_smiles = canonical_smiles_set(smiles)
+            smiles = self.dataset.smiles("train")
+            self._training_smiles = canonical_smiles_set(smiles, processes=None, progress=True)
         return self._training_smiles
 
     # -- model ---------------------------------------------------------------------------
@@ -120,13 +117,13 @@ class MoleculeGraphTask(Task):
         digest = hashlib.sha256()
         for tensor in (data.atom_types, data.charges, data.bonds):
             digest.update(tensor.numpy().tobytes())
-        d = self.cfg.task.data
+        dataset = self.dataset
         return DataInfo(
-            name=f"{d.dataset} molecular graphs ({data.vocab.name})",
+            name=f"{dataset.name} molecular graphs ({data.vocab.name})",
             size=len(data),
-            split="train split (QM9: fixed SHA-256-ordered split, docs/molecules.md)",
+            split=dataset.split,
             fingerprint=digest.hexdigest()[:16],
-            source="qm9pack package data" if d.dataset == "qm9" else "molsets package data",
+            source=dataset.source,
         )
 
     def _one_hot(self, index: Tensor) -> dict[str, Tensor]:
@@ -192,7 +189,7 @@ class MoleculeGraphTask(Task):
 
         vocab = self.data().vocab
         mols, inputs = [], []
-        for i in range(samples["atoms"].shape[0]):
+        for i in progress(range(samples["atoms"].shape[0]), "graphs to molecules", unit="mol"):
             try:
                 mol = graph_to_mol(
                     samples["atoms"][i],
@@ -224,7 +221,7 @@ class MoleculeGraphTask(Task):
         training = self.training_smiles()
         explicit_h = self.data().vocab.explicit_hydrogens
         metrics = molecule_metrics(mols, training, explicit_h, training_is_canonical=True)
-        records = run_gate(inputs, training_smiles=training, processes=None)
+        records = run_gate(inputs, training_smiles=training, processes=None, progress=True)
         sampler = describe_sampler(self.cfg.sampler)
         extra = {**metrics, **(extra_metrics or {}), **sampler,
                  "gate_seconds": round(time.perf_counter() - start, 2)}  # fmt: skip

@@ -34,6 +34,8 @@ from safetensors.torch import save_file
 
 from sci_diffusion.io.cache import cache_dir
 from sci_diffusion.io.files import publish, temp_path
+from sci_diffusion.io.progress import progress as progress_bar
+from sci_diffusion.io.progress import stage
 
 from .data import (
     file_digest,
@@ -451,7 +453,7 @@ class GraphDataset(torch.utils.data.Dataset):
         return {label: getattr(self, label) for label in labels}
 
 
-class _Padder:
+class GraphPadder:
     """Collects variable-size graphs as uint8 blocks padded per chunk (bounded memory).
 
     A graph is ``(atom_types, charges, bonds)`` or, for 3D data, ``(..., positions)`` with
@@ -513,7 +515,7 @@ class _Padder:
         return tensors
 
 
-def _problem(source: str, key: int, item: Any, reason: str) -> MoleculeProblem:
+def molecule_problem(source: str, key: int, item: Any, reason: str) -> MoleculeProblem:
     if isinstance(item, InputMolecule):
         return MoleculeProblem(source, item.line, item.record, item.name, reason)
     text = item if isinstance(item, str) else Chem.MolToSmiles(item)
@@ -525,6 +527,8 @@ def featurize(
     vocab: GraphVocab,
     *,
     source: str = "",
+    total: int | None = None,
+    progress: bool = False,
 ) -> GraphDataset:
     """Featurize molecules into a :class:`GraphDataset`.
 
@@ -536,6 +540,10 @@ def featurize(
     vocab : GraphVocab
     source : str
         Names the origin in problems and becomes the data set's ``name``.
+    total : int, optional
+        How many molecules there are (for the progress display).
+    progress : bool
+        Show progress (:mod:`sci_diffusion.io.progress`; QM9 takes about half a minute).
 
     Returns
     -------
@@ -543,20 +551,21 @@ def featurize(
         Molecules that do not parse or do not fit ``vocab`` are skipped and listed in its
         ``problems`` (with the input's line/record, or ``record=key``).
     """
-    padder, problems = _Padder(), []
+    padder, problems = GraphPadder(), []
+    label = f"featurizing {source or 'molecules'}"
     with rdBase.BlockLogs():  # invalid input is reported below, not printed
-        for key, item in molecules:
+        for key, item in progress_bar(molecules, label, total=total, unit="mol", enabled=progress):
             mol = item.mol if isinstance(item, InputMolecule) else item
             if isinstance(mol, str):
                 mol = Chem.MolFromSmiles(item)
                 if mol is None:
                     reason = parse_smiles(item)[1] or "invalid SMILES"
-                    problems.append(_problem(source, key, item, reason))
+                    problems.append(molecule_problem(source, key, item, reason))
                     continue
             try:
                 padder.add(key, mol_to_graph(mol, vocab))
             except FeaturizationError as err:
-                problems.append(_problem(source, key, item, str(err)))
+                problems.append(molecule_problem(source, key, item, str(err)))
     return GraphDataset(**padder.finish(), vocab=vocab, name=source, problems=problems)
 
 
@@ -625,10 +634,11 @@ def load_graphs(path: Path, key: Mapping[str, Any] | None = None) -> GraphDatase
     return GraphDataset(**tensors, vocab=vocab, name=metadata["name"], problems=problems)
 
 
-def _cached(
+def cached_dataset(
     name: str, key: dict[str, Any], build: Callable[[], GraphDataset], cache: bool
 ) -> GraphDataset:
-    """Load ``name`` from the cache if built under ``key``, else build (and save) it."""
+    """Load ``name`` from the cache if built under ``key`` (:func:`cache_key`), else build it
+    (a stage line says so) and save it."""
     path = _cache_file(name)
     if cache:
         try:
@@ -639,6 +649,7 @@ def _cached(
         if dataset is not None:
             return dataset
     start = time.perf_counter()
+    stage(f"building {name} graphs" + (f" (once: cached in {path.parent})" if cache else ""))
     dataset = build()
     seconds = time.perf_counter() - start
     _log.info("featurized %s: %d graphs in %.1f s", name, len(dataset), seconds)
@@ -652,7 +663,14 @@ def _cached(
     return dataset
 
 
-def _base_key(dataset: str, split: str, vocab: GraphVocab, limit: int | None) -> dict[str, Any]:
+def cache_name(dataset: str, split: str, vocab: GraphVocab, limit: int | None) -> str:
+    """The cache file's name of a data set part, e.g. ``qm9-train-qm9h-all``."""
+    return f"{dataset}-{split}-{vocab.name}-{limit if limit is not None else 'all'}"
+
+
+def cache_key(dataset: str, split: str, vocab: GraphVocab, limit: int | None) -> dict[str, Any]:
+    """What a cached data set part was built from; add the source files' digests
+    (:func:`~sci_diffusion.chem.data.file_digest`) and anything else that changes the graphs."""
     return {
         "version": FEATURIZE_VERSION,
         "dataset": dataset,
@@ -686,16 +704,17 @@ def qm9_graphs(
         ``source_index`` holds GDB-9 indices.
     """
     vocab = QM9_H_VOCAB if hydrogens else QM9_VOCAB
-    key = _base_key("qm9", split, vocab, limit)
+    key = cache_key("qm9", split, vocab, limit)
     key["sources"] = [file_digest(p) for p in qm9_source_files()]
     key["split_fingerprint"] = qm9_split().fingerprint
-    name = f"qm9-{split}-{vocab.name}-{limit if limit is not None else 'all'}"
+    name = cache_name("qm9", split, vocab, limit)
 
     def build() -> GraphDataset:
         records = load_qm9(split, limit=limit, coordinates=False)
-        return featurize(((r.index, r.smiles) for r in records), vocab, source=f"qm9:{split}")
+        pairs = ((r.index, r.smiles) for r in records)
+        return featurize(pairs, vocab, source=f"qm9:{split}", total=len(records), progress=True)
 
-    return _cached(name, key, build, cache)
+    return cached_dataset(name, key, build, cache)
 
 
 def moses_graphs(
@@ -717,12 +736,13 @@ def moses_graphs(
     GraphDataset
         ``source_index`` holds 0-based data rows of the split's CSV.
     """
-    key = _base_key("moses", split, MOSES_VOCAB, limit)
+    key = cache_key("moses", split, MOSES_VOCAB, limit)
     key["sources"] = [file_digest(moses_source_file(split))]
-    name = f"moses-{split}-{MOSES_VOCAB.name}-{limit if limit is not None else 'all'}"
+    name = cache_name("moses", split, MOSES_VOCAB, limit)
 
     def build() -> GraphDataset:
         smiles = load_moses(split, limit=limit)
-        return featurize(enumerate(smiles), MOSES_VOCAB, source=f"moses:{split}")
+        return featurize(enumerate(smiles), MOSES_VOCAB, source=f"moses:{split}",
+                         total=len(smiles), progress=True)  # fmt: skip
 
-    return _cached(name, key, build, cache)
+    return cached_dataset(name, key, build, cache)

@@ -22,18 +22,21 @@ import numpy as np
 from rdkit import Chem, rdBase
 from rdkit.Chem import rdDetermineBonds
 
+from sci_diffusion.io.progress import progress
+
 from .data import QM9Record, file_digest, load_qm9, qm9_source_files, qm9_split
 from .featurize import (
     QM9_H_VOCAB,
     QM9_VOCAB,
     FeaturizationError,
     GraphDataset,
+    GraphPadder,
     GraphVocab,
-    _base_key,
-    _cached,
-    _Padder,
-    _problem,
+    cache_key,
+    cache_name,
+    cached_dataset,
     mol_to_graph,
+    molecule_problem,
 )
 from .reconstruct import atoms_with_conformer
 
@@ -150,21 +153,22 @@ def qm9_structures(
         the skipped molecules with their reasons.
     """
     vocab = QM9_H_VOCAB if hydrogens else QM9_VOCAB
-    key = _base_key("qm9-3d", split, vocab, limit)
+    key = cache_key("qm9-3d", split, vocab, limit)
     key["structures_version"] = STRUCTURES_VERSION
     key["sources"] = [file_digest(p) for p in qm9_source_files()]
     key["split_fingerprint"] = qm9_split().fingerprint
-    name = f"qm9_3d-{split}-{vocab.name}-{limit if limit is not None else 'all'}"
+    name = cache_name("qm9_3d", split, vocab, limit)
 
     def build() -> GraphDataset:
-        padder, problems = _Padder(), []
+        padder, problems = GraphPadder(), []
         source = f"qm9:{split}"
+        records = load_qm9(split, limit=limit, coordinates=True)
         with rdBase.BlockLogs():
-            for record in load_qm9(split, limit=limit, coordinates=True):
+            for record in progress(records, f"aligning {source} 3D structures", unit="mol"):
                 try:
                     padder.add(record.index, align_record(record, vocab))
                 except FeaturizationError as err:
-                    problems.append(_problem(source, record.index, record.smiles, str(err)))
+                    problems.append(molecule_problem(source, record.index, record.smiles, str(err)))
         return GraphDataset(**padder.finish(), vocab=vocab, name=source, problems=problems)
 
-    return _cached(name, key, build, cache)
+    return cached_dataset(name, key, build, cache)
