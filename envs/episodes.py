@@ -107,22 +107,39 @@ class Actor:
 
 class ExpertActor(Actor):
     """Scripted experts, one per env slot: ``expert.reset(seed)`` at each episode start,
-    ``expert.act(obs, env)`` per running episode (cast to float32)."""
+    ``expert.act(obs, env)`` per running episode (cast to float32).
 
-    def __init__(self, experts: Sequence[Any]) -> None:
-        self.experts = list(experts)
+    ``check=True`` holds the experts to their contract (:class:`~.experts.base.Expert`): every
+    action float32, of the action space's shape, inside its bounds (``AssertionError``
+    otherwise)."""
+
+    def __init__(self, experts: Sequence[Any], check: bool = False) -> None:
+        self.experts, self.check = list(experts), check
 
     @classmethod
-    def for_task(cls, task: Any, n_envs: int = 1, env_name: str | None = None) -> ExpertActor:
+    def for_task(cls, task: Any, n_envs: int = 1, env_name: str | None = None,
+                 check: bool = False) -> ExpertActor:  # fmt: skip
         """``n_envs`` fresh experts of ``task`` (``task.make_expert(env_name=...)``)."""
-        return cls([task.make_expert(env_name=env_name) for _ in range(n_envs)])
+        return cls([task.make_expert(env_name=env_name) for _ in range(n_envs)], check)
 
     def reset(self, slot: int, seed: int, obs: Any) -> None:
         self.experts[slot].reset(seed)
 
     def act(self, step: int, slots: list[int], obs: list[Any], envs: list[Any]) -> np.ndarray:
-        return np.stack([np.asarray(self.experts[k].act(o, env), dtype=np.float32)
-                         for k, o, env in zip(slots, obs, envs, strict=True)])  # fmt: skip
+        actions = [self.experts[k].act(o, env) for k, o, env in zip(slots, obs, envs, strict=True)]
+        if self.check:
+            for action, env in zip(actions, envs, strict=True):
+                _check_expert_action(action, env.action_space)
+        return np.stack([np.asarray(action, dtype=np.float32) for action in actions])
+
+
+def _check_expert_action(action: Any, space: Any) -> None:
+    dtype, shape = getattr(action, "dtype", type(action)), np.shape(action)
+    if dtype != np.float32 or shape != tuple(space.shape):
+        raise ValueError(f"expert action must be float32 of shape {space.shape}, got {dtype} "
+                         f"{shape}")  # fmt: skip
+    if not (np.all(action >= space.low) and np.all(action <= space.high)):
+        raise ValueError(f"expert action {action} outside [{space.low}, {space.high}]")
 
 
 class FunctionActor(Actor):

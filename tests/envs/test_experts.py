@@ -16,9 +16,10 @@ import sci_diffusion.envs  # noqa: F401  (chooses the headless GL backend before
 gym = pytest.importorskip("gymnasium")
 pytest.importorskip("mujoco")
 
+from sci_diffusion.envs.episodes import ExpertActor, play_episodes  # noqa: E402
 from sci_diffusion.envs.experts.pusher import PusherExpert  # noqa: E402
 from sci_diffusion.envs.experts.reacher import ReacherExpert  # noqa: E402
-from sci_diffusion.envs.experts.success import pusher_success, reacher_success  # noqa: E402
+from sci_diffusion.envs.registry import get_task  # noqa: E402
 
 PUSHER_STEPS = 300
 """Pusher-v5 horizon for the test. The default 100 steps (5 s) is too short for this expert on
@@ -27,31 +28,14 @@ KNOWN_PUSHER_FAILURES = {0, 9}
 """Seeds in 0..9 the Pusher expert is known to fail (see ``test_pusher_expert_succeeds``)."""
 
 
-def _rollout(env, expert, seed: int, check_actions: bool = True) -> dict:
-    """Run one episode; return the last info and whether every action was valid."""
-    obs, _ = env.reset(seed=seed)
-    expert.reset(seed)
-    done, info, any_success = False, {}, False
-    space = env.action_space
-    while not done:
-        action = expert.act(obs, env)
-        if check_actions:
-            assert action.dtype == np.float32
-            assert action.shape == space.shape
-            assert np.all(action >= space.low) and np.all(action <= space.high)
-        obs, _, term, trunc, info = env.step(action)
-        any_success = any_success or bool(info.get("success", False))
-        done = term or trunc
-    return {"info": info, "any_success": any_success}
+def _play(task: str, expert, seeds, **kwargs) -> list:
+    """Episodes through the shared loop, judged by the task's success rule; every expert
+    action is checked (float32, the action space's shape, inside the bounds)."""
+    return play_episodes(get_task(task), ExpertActor([expert], check=True), seeds, **kwargs)
 
 
 def test_reacher_expert_succeeds():
-    env = gym.make("Reacher-v5")
-    expert = ReacherExpert()
-    wins = 0
-    for seed in range(20):
-        _rollout(env, expert, seed)
-        wins += reacher_success(env)
+    wins = sum(ep.success for ep in _play("reacher", ReacherExpert(), range(20)))
     assert wins >= 19, f"Reacher expert succeeded on {wins}/20"
 
 
@@ -88,13 +72,8 @@ def test_pusher_expert_succeeds():
     Seed 0: puck next to the arm's base, no reachable push plan found. Seed 9: puck far out
     (0.77 m from the shoulder axis), the pre-push pose behind it is out of reach at table
     height."""
-    env = gym.make("Pusher-v5", max_episode_steps=PUSHER_STEPS)
-    expert = PusherExpert()
-    failed = []
-    for seed in range(10):
-        _rollout(env, expert, seed)
-        if not pusher_success(env):
-            failed.append(seed)
+    episodes = _play("pusher", PusherExpert(), range(10), max_steps=PUSHER_STEPS)
+    failed = [ep.seed for ep in episodes if not ep.success]
     assert set(failed) <= KNOWN_PUSHER_FAILURES, f"Pusher expert failed on seeds {failed}"
 
 
@@ -103,13 +82,12 @@ mw = pytest.importorskip("metaworld")
 
 @pytest.mark.parametrize("name", ["reach-v3", "push-v3"])
 def test_metaworld_expert_succeeds(name):
-    from sci_diffusion.envs.experts.metaworld_experts import MetaWorldExpert, make_metaworld_env
+    from sci_diffusion.envs.experts.metaworld_experts import MetaWorldExpert
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        env = make_metaworld_env(name, seed=0)
-        expert = MetaWorldExpert(name)
-        wins = sum(_rollout(env, expert, seed)["any_success"] for seed in range(5))
+        episodes = _play("metaworld", MetaWorldExpert(name), range(5), env_name=name)
+        wins = sum(ep.success for ep in episodes)
     assert wins >= 4, f"{name} expert succeeded on {wins}/5"
 
 

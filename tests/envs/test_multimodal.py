@@ -13,24 +13,19 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from sci_diffusion.envs.episodes import ExpertActor, play_episodes
 from sci_diffusion.envs.experts.multimodal import MultimodalReachExpert, StraightToGoalController
 from sci_diffusion.envs.multimodal import ENV_ID, MultimodalReachEnv, register_envs
+from sci_diffusion.envs.registry import get_task
 
 N_EPISODES = 20
 
 
-def _rollout(env: MultimodalReachEnv, policy, seed: int) -> bool:
-    obs, _ = env.reset(seed=seed)
-    policy.reset(seed=seed)
-    info: dict = {}
-    for _ in range(env.max_episode_steps):
-        action = policy.act(obs, env)
-        assert action.dtype == np.float32
-        assert env.action_space.contains(action)
-        obs, _, terminated, truncated, info = env.step(action)
-        if terminated or truncated:
-            break
-    return bool(info["is_success"])
+def _successes(controller, seeds) -> int:
+    """Successes through the shared loop and the task's success rule; every action checked
+    (float32, inside the action space)."""
+    actor = ExpertActor([controller], check=True)
+    return sum(ep.success for ep in play_episodes(get_task("multimodal"), actor, seeds))
 
 
 def test_check_env_without_warnings() -> None:
@@ -74,11 +69,10 @@ def test_spaces_and_layout() -> None:
 
 
 def test_expert_succeeds_with_both_modes() -> None:
-    env = MultimodalReachEnv()
-    expert = MultimodalReachExpert()
-    successes, modes = 0, set()
-    for seed in range(N_EPISODES):
-        successes += _rollout(env, expert, seed)
+    successes = _successes(MultimodalReachExpert(), range(N_EPISODES))
+    expert, modes = MultimodalReachExpert(), set()
+    for seed in range(N_EPISODES):  # the side is drawn at reset, from the seed alone
+        expert.reset(seed)
         modes.add(expert.mode)
     assert successes >= N_EPISODES - 1
     assert modes == {"left", "right"}
@@ -96,8 +90,7 @@ def test_expert_side_independent_of_start() -> None:
 
 
 def test_straight_controller_fails() -> None:
-    env = MultimodalReachEnv()
-    successes = sum(_rollout(env, StraightToGoalController(), s) for s in range(N_EPISODES))
+    successes = _successes(StraightToGoalController(), range(N_EPISODES))
     assert successes <= 2
 
 
