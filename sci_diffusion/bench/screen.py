@@ -26,10 +26,6 @@ all-cores rate (and so the ratio) drops first.
 
 from __future__ import annotations
 
-import csv
-import gzip
-import importlib.util
-import io
 import statistics
 import time
 from collections.abc import Callable
@@ -40,6 +36,7 @@ import rdkit
 from rdkit import Chem, rdBase
 from rdkit.Chem import QED
 
+from ..chem.data import load_moses, load_qm9
 from ..chem.gate import alert_catalog, run_gate
 from ..chem.parallel import available_cores
 from ..chem.properties import sascorer
@@ -51,38 +48,16 @@ ANCHOR_RATES = {"qm9": 1600.0, "moses": 430.0}
 """Single-core molecules/s for sanitize + PAINS/Brenk + QED + SA, from docs ANCHORS (2 cores)."""
 
 
-def _package_dir(name: str) -> Path:
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError(
-            f"the screening benchmark reads data files shipped in the {name!r} package, which is "
-            "not installed; install the chem extras: pip install 'sci-diffusion[chem]' "
-            "(molsets with --no-deps)"
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
 def qm9_smiles(n: int) -> list[str]:
-    """The first ``n`` SMILES of qm9pack's ``data/qm9_part1.csv`` (column ``SMILES``)."""
-    path = _package_dir("qm9pack") / "data" / "qm9_part1.csv"
-    with path.open(newline="") as f:
-        return _first_smiles(f, n)
+    """The first ``n`` SMILES of qm9pack's files (``data/qm9_part1.csv`` first; column
+    ``SMILES``), read by :func:`sci_diffusion.chem.data.load_qm9`."""
+    return [r.smiles for r in load_qm9(None, limit=n, coordinates=False)]
 
 
 def moses_smiles(n: int) -> list[str]:
-    """The first ``n`` SMILES of molsets' ``dataset/data/test.csv.gz`` (column ``SMILES``)."""
-    path = _package_dir("moses") / "dataset" / "data" / "test.csv.gz"
-    with gzip.open(path, "rt", newline="") as f:
-        return _first_smiles(f, n)
-
-
-def _first_smiles(f: io.TextIOBase, n: int) -> list[str]:
-    out: list[str] = []
-    for row in csv.DictReader(f):
-        if len(out) >= n:
-            break
-        out.append(row["SMILES"])
-    return out
+    """The first ``n`` SMILES of molsets' ``dataset/data/test.csv.gz``, read by
+    :func:`sci_diffusion.chem.data.load_moses`."""
+    return load_moses("test", limit=n)
 
 
 def anchor_checks(smiles: list[str]) -> int:
