@@ -1,14 +1,23 @@
 """The ``sci-diffusion`` command line: ``sci-diffusion <command> [key=value overrides...]``.
 
-Configs are composed with Hydra's compose API from the packaged ``configs/`` (groups
-``task``, ``model``, ``sampler``, ``trainer``), so overrides use Hydra's grammar. Errors in
-the user's input print one short message and exit with code 2; a diverged run exits 1.
+Every command's options are a typed schema (:mod:`sci_diffusion.configs.schema`) parsed by
+:mod:`sci_diffusion.config` with Hydra's override grammar: ``train``, ``eval`` and ``sample``
+compose the packaged ``configs/``; the others compose their own options dataclass. ``--help``
+is generated from the same schemas. Each command is a parse step (everything that checks the
+input without touching files) and a run step; :func:`check` runs only the first.
+
+Exit codes: 0 success; 2 a user error (a config or option error, a missing or bad input file
+or checkpoint: :class:`~sci_diffusion.io.errors.UserInputError`), printed as one line; 1 a
+diverged run (one line) or an unexpected error, printed with its traceback.
 """
 
 from __future__ import annotations
 
 import sys
 import textwrap
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,67 +25,65 @@ from sci_diffusion.config import (  # noqa: F401 (compose, check_type, validate:
     CONFIG_GROUPS,
     EXIT_FAILED,
     EXIT_USAGE,
-    TRAINER_TYPES,
+    OPTIONS,
     UsageError,
     _group_options,
-    _kv,
     _override_key,
     check_type,
     compose,
+    describe,
+    options_schema,
+    parse_options,
     validate,
 )
+from sci_diffusion.configs import schema
+from sci_diffusion.configs.schema import BENCHMARKS
+from sci_diffusion.io.errors import UserInputError
 
-COMMANDS = {
-    "train": "train a task: sci-diffusion train task=toy2d trainer.max_steps=200; "
-    "continue a run with resume=<run dir>",
-    "eval": "evaluate a run's EMA model: sci-diffusion eval run=<run dir> [sampler=heun steps=10] "
-    "[episodes=50 for policy tasks]",
-    "sample": "draw samples from a run into a folder: sci-diffusion sample run=<run dir> "
-    "out=<dir> [n=1000 sampler=... steps=...]; without run= it samples the packaged embedded "
-    "default of task= (qm9_graph when no task is given; out= is then required): "
-    "sci-diffusion sample n=100 out=<dir>; under torchrun with trainer.distributed=true "
-    "the ranks share the work",
-    "export": "copy a run's newest checkpoint (EMA weights only) into the package as the "
-    "embedded default of its task: sci-diffusion export run=<run dir> [task=<name>] "
-    "[force=true] [out=<dir>, default sci_diffusion/embedded/<task>]",
-    "bench": "benchmarks: sci-diffusion bench <sampler|policy> out=<file.json> [quick=true]",
-    "quickstart": "the end-to-end demo on embedded defaults; writes a report "
-    "(sci-diffusion quickstart [out=<dir>])",
-    "screen": "run the RDKit screening gate on a SMILES or SDF file: sci-diffusion screen "
-    "in=<file> out=<dir> [training=<smiles file>] [processes=N] [config=<gate settings yaml>] "
-    "[gate.<setting>=<value> ...]",
-    "demos": "collect scripted-expert demonstrations: sci-diffusion demos "
-    "task=<multimodal|reacher|pusher|metaworld> episodes=<N> out=<dir> [seed=0] "
-    "[env_name=push-v3] [render=0] [progress=true]",
-}
-
-# -- commands ------------------------------------------------------------------------------
+# -- train, eval, sample -----------------------------------------------------------------------
 
 
-def cmd_train(args: list[str]) -> int:
+@dataclass
+class Composed:
+    """What the parse step of train / eval / sample hands to its run step."""
+
+    cfg: Any
+    run_dir: Path
+    args: list[str]
+
+
+BUDGETS = ("trainer.max_steps", "trainer.max_minutes", "trainer.progress")
+"""The keys ``train resume=<run dir>`` may change."""
+
+
+def parse_train(args: list[str]) -> Composed:
+    cfg, run_dir = compose(args)
+    if cfg.get("resume"):
+        ignored = [_override_key(o) for o in args
+                   if _override_key(o) not in (*BUDGETS, "resume")]  # fmt: skip
+        if ignored:
+            raise UsageError(
+                f"resume continues {cfg.resume} with its saved config; only "
+                f"{', '.join(BUDGETS)} may change, got {', '.join(ignored)}"
+            )
+    return Composed(cfg, run_dir, args)
+
+
+def run_train(p: Composed) -> int:
     from omegaconf import OmegaConf
 
     from sci_diffusion.io.rundir import CONFIG_FILE
     from sci_diffusion.train.trainer import train
 
-    cfg, run_dir = compose(args)
-    resume = cfg.get("resume")
+    cfg, run_dir, resume = p.cfg, p.run_dir, p.cfg.get("resume")
     if resume:
         run_dir = Path(str(resume))
         if not (run_dir / CONFIG_FILE).exists():
             raise UsageError(f"resume={run_dir}: no {CONFIG_FILE} there; pass a train run dir")
         saved = OmegaConf.load(run_dir / CONFIG_FILE)
-        budgets = ("trainer.max_steps", "trainer.max_minutes", "trainer.progress")
-        ignored = [o.split("=", 1)[0] for o in args
-                   if o.split("=", 1)[0].lstrip("+~") not in (*budgets, "resume")]  # fmt: skip
-        if ignored:
-            raise UsageError(
-                f"resume continues {run_dir} with its saved config; only {', '.join(budgets)} "
-                f"may change, got {', '.join(ignored)}"
-            )
-        for override in args:  # budgets may be extended on resume; nothing else changes
-            key = override.split("=", 1)[0]
-            if key in budgets:
+        for override in p.args:  # budgets may be extended on resume; nothing else changes
+            key = _override_key(override)
+            if key in BUDGETS:
                 OmegaConf.update(saved, key, OmegaConf.select(cfg, key), merge=False)
         cfg = saved
     result = train(cfg, run_dir, resume=bool(resume))
@@ -106,218 +113,189 @@ def _with_run_task(args: list[str]) -> list[str]:
     return [f"task={name}", *args] if name in _group_options("task") else args
 
 
-def cmd_eval(args: list[str]) -> int:
+def parse_eval(args: list[str]) -> Composed:
+    args = _with_run_task(args)
+    cfg, run_dir = compose(args)
+    _run_dir_arg(cfg, "eval")
+    return Composed(cfg, run_dir, args)
+
+
+def run_eval(p: Composed) -> int:
     import json
 
     from sci_diffusion.train.evaluate import evaluate_run
 
-    args = _with_run_task(args)
-    cfg, _ = compose(args)
-    metrics = evaluate_run(_run_dir_arg(cfg, "eval"), cfg, args)
+    metrics = evaluate_run(_run_dir_arg(p.cfg, "eval"), p.cfg, p.args)
     if metrics is not None:  # None on ranks other than 0 of a sharded run
         print(json.dumps(metrics, indent=2, default=str))
     return 0
 
 
-def cmd_sample(args: list[str]) -> int:
-    import json
+def _embedded_task(args: list[str]) -> str | None:
+    """``sample`` without ``run=`` samples the embedded default of ``task=`` (default
+    ``qm9_graph``); None when ``run=`` is given."""
+    if any(_override_key(a) == "run" for a in args):
+        return None
+    from sci_diffusion.train.embedded import DEFAULT_TASK
 
-    from sci_diffusion.train.evaluate import evaluate_run
-
-    if not any(_override_key(a) == "run" for a in args):
-        return _sample_embedded(args)
-    args = _with_run_task(args)
-    cfg, _ = compose(args)
-    run_dir = _run_dir_arg(cfg, "sample")
-    out = Path(str(cfg.out)) if cfg.get("out") else run_dir / "samples"
-    metrics = evaluate_run(run_dir, cfg, args, out_dir=out)
-    if metrics is not None:  # None on ranks other than 0 of a sharded run
-        print(json.dumps(metrics, indent=2, default=str))
-        print(f"samples written to {out}")
-    return 0
+    tasks = [a.split("=", 1)[1] for a in args if _override_key(a) == "task" and "=" in a]
+    return tasks[-1] if tasks else DEFAULT_TASK
 
 
-def _sample_embedded(args: list[str]) -> int:
-    """``sample`` without ``run=``: the embedded default checkpoint of ``task=`` (default
-    ``qm9_graph``), written to the required ``out=`` (never into the package)."""
+def parse_sample(args: list[str]) -> Composed:
+    task = _embedded_task(args)
+    if task is None:
+        args = _with_run_task(args)
+        cfg, run_dir = compose(args)
+        _run_dir_arg(cfg, "sample")
+        return Composed(cfg, run_dir, args)
+    from sci_diffusion.train import embedded
+
+    if not any(_override_key(a) == "task" for a in args):
+        args = [f"task={task}", *args]
+    cfg, run_dir = compose(args)
+    if not cfg.get("out"):
+        raise UsageError(f"sample needs out=<dir> with the embedded {task} default (it lives "
+                         "inside the package); or pass run=<run dir>")  # fmt: skip
+    if embedded.is_embedded_dir(Path(str(cfg.out))):
+        raise UsageError(f"out={cfg.out} is inside the package's embedded checkpoints; "
+                         "choose a folder of your own")  # fmt: skip
+    return Composed(cfg, run_dir, args)
+
+
+def run_sample(p: Composed) -> int:
     import json
 
     from sci_diffusion.io.checkpoint import CheckpointError
     from sci_diffusion.train import embedded
     from sci_diffusion.train.evaluate import evaluate_run
 
-    tasks = [a.split("=", 1)[1] for a in args if _override_key(a) == "task" and "=" in a]
-    task = tasks[-1] if tasks else embedded.DEFAULT_TASK
-    run_dir = embedded.embedded_run(task)
-    if run_dir is None:
-        have = embedded.available_embedded()
-        listing = f"tasks that have one: {', '.join(have)}" if have else "this install has none"
-        raise UsageError(f"no embedded default checkpoint for task {task} ({listing}); "
-                         "pass run=<run dir> to sample a run you trained")  # fmt: skip
-    if not tasks:
-        args = [f"task={task}", *args]
-    cfg, _ = compose(args)
-    if not cfg.get("out"):
-        raise UsageError(f"sample needs out=<dir> with the embedded {task} default (it lives "
-                         "inside the package); or pass run=<run dir>")  # fmt: skip
-    out = Path(str(cfg.out))
-    if embedded.is_embedded_dir(out):
-        raise UsageError(f"out={out} is inside the package's embedded checkpoints; "
-                         "choose a folder of your own")  # fmt: skip
-    print(f"sampling the embedded {task} default checkpoint ({run_dir})")
-    try:
-        metrics = evaluate_run(run_dir, cfg, args, out_dir=out)
-    except CheckpointError as err:
-        raise CheckpointError(f"the embedded {task} default checkpoint is damaged; reinstall "
-                              f"sci-diffusion ({err})") from None  # fmt: skip
+    cfg = p.cfg
+    if cfg.get("run"):
+        run_dir = Path(str(cfg.run))
+        out = Path(str(cfg.out)) if cfg.get("out") else run_dir / "samples"
+        metrics = evaluate_run(run_dir, cfg, p.args, out_dir=out)
+    else:
+        task, out = str(cfg.task.name), Path(str(cfg.out))
+        run_dir = embedded.embedded_run(task)
+        if run_dir is None:
+            have = embedded.available_embedded()
+            listing = f"tasks that have one: {', '.join(have)}" if have else "this install has none"
+            raise UsageError(f"no embedded default checkpoint for task {task} ({listing}); "
+                             "pass run=<run dir> to sample a run you trained")  # fmt: skip
+        print(f"sampling the embedded {task} default checkpoint ({run_dir})")
+        try:
+            metrics = evaluate_run(run_dir, cfg, p.args, out_dir=out)
+        except CheckpointError as err:
+            raise CheckpointError(f"the embedded {task} default checkpoint is damaged; "
+                                  f"reinstall sci-diffusion ({err})") from None  # fmt: skip
     if metrics is not None:  # None on ranks other than 0 of a sharded run
         print(json.dumps(metrics, indent=2, default=str))
         print(f"samples written to {out}")
     return 0
 
 
-def cmd_export(args: list[str]) -> int:
+# -- the commands with their own options -------------------------------------------------------
+
+
+def parse_export(args: list[str]) -> schema.ExportOptions:
+    return parse_options("export", args)
+
+
+def run_export(o: schema.ExportOptions) -> int:
     from sci_diffusion.io.checkpoint import list_checkpoints
     from sci_diffusion.io.rundir import CHECKPOINT_DIR
     from sci_diffusion.train.embedded import checkpoint_bytes, export_embedded
 
-    keys = {"run": "train run dir", "task": "the run's task (a check)", "force": "true|false",
-            "out": "destination (default: sci_diffusion/embedded/<task>)"}  # fmt: skip
-    opts = _kv(args, keys)
-    if not opts.get("run"):
-        raise UsageError("export needs run=<run dir> (a directory written by train)")
-    force = opts.get("force", "false").lower()
-    if force not in ("true", "false"):
-        raise UsageError(f"force must be true or false, got {opts['force']!r}")
-    run_dir = Path(opts["run"])
-    dest = export_embedded(run_dir, Path(opts["out"]) if opts.get("out") else None,
-                           task=opts.get("task"), force=force == "true")  # fmt: skip
+    run_dir = Path(str(o.run))
+    dest = export_embedded(run_dir, Path(o.out) if o.out else None, task=o.task, force=o.force)
     size, newest = checkpoint_bytes(dest), list_checkpoints(run_dir / CHECKPOINT_DIR)[-1]
-    hint = (
-        "" if opts.get("out") else f"; try: sci-diffusion sample task={dest.name} n=100 out=<dir>"
-    )
+    hint = "" if o.out else f"; try: sci-diffusion sample task={dest.name} n=100 out=<dir>"
     print(f"exported {newest} -> {dest} ({size / 2**20:.2f} MiB, was "
           f"{newest.stat().st_size / 2**20:.2f} MiB){hint}")  # fmt: skip
     return 0
 
 
-BENCHMARKS = {
-    "sampler": "sample quality vs NFE and speed vs diffusers (2D mixture)",
-    "policy": "policy chunk latency at batch 1 vs steps; network vs sampler time; vs diffusers",
-    "screen": "screening-gate throughput with all cores vs cores x the single-core rate",
-    "egnn": "EGNN training and sampling throughput, dense vs sparse edges",
-    "graph": "graph-transformer denoiser step time, dense vs torch-geometric sparse",
-}
+def parse_bench(args: list[str]) -> schema.BenchOptions:
+    if args and "=" not in args[0]:  # `bench sampler ...`: the benchmark is the first word
+        args = [f"benchmark={args[0]}", *args[1:]]
+    return parse_options("bench", args)
 
 
-def cmd_bench(args: list[str]) -> int:
-    usage = f"usage: sci-diffusion bench <{'|'.join(BENCHMARKS)}> out=<file.json> [quick=true]"
-    if not args or "=" in args[0]:
-        raise UsageError(usage)
-    name, rest = args[0], args[1:]
-    if name not in BENCHMARKS:
-        raise UsageError(f"unknown benchmark {name!r}; available: {', '.join(BENCHMARKS)}")
-    allowed = {"out": "output JSON", "quick": "true|false"}
-    if name == "policy":
-        allowed["model"] = "unet1d|transformer|mlp"
-    opts = _kv(rest, allowed)
-    quick = opts.get("quick", "false").lower() in ("1", "true", "yes")
+def run_bench(o: schema.BenchOptions) -> int:
+    name, out, quick = o.benchmark, o.out, o.quick
     if name == "sampler":
         from sci_diffusion.bench.sampler import main_table, run_sampler_benchmark
 
-        print(main_table(run_sampler_benchmark(opts.get("out"), quick=quick)))
+        print(main_table(run_sampler_benchmark(out, quick=quick)))
     elif name == "policy":
         from sci_diffusion.bench.policy import latency_table, run_policy_benchmark
-        from sci_diffusion.tasks.policy import BACKBONES
 
-        model = opts.get("model", "unet1d")
-        if model not in BACKBONES:
-            raise UsageError(f"model must be one of {', '.join(BACKBONES)}, got {model!r}")
-        print(latency_table(run_policy_benchmark(opts.get("out"), quick=quick, model=model)))
+        model = o.model or "unet1d"
+        print(latency_table(run_policy_benchmark(out, quick=quick, model=model)))
     elif name == "screen":
         from sci_diffusion.bench.screen import main_table as screen_table
         from sci_diffusion.bench.screen import run_screen_bench
 
         sizes = {"n_qm9": 1000, "n_moses": 250} if quick else {}
-        print(screen_table(run_screen_bench(opts.get("out"), **sizes)))
+        print(screen_table(run_screen_bench(out, **sizes)))
     elif name == "egnn":
         from sci_diffusion.bench.egnn import run_egnn_bench, table
 
-        print(table(run_egnn_bench(opts.get("out"), repeats=2 if quick else 7)))
+        print(table(run_egnn_bench(out, repeats=2 if quick else 7)))
     elif name == "graph":
         import json
 
         from sci_diffusion.bench.graph_denoiser import run_graph_denoiser_bench
 
-        result = run_graph_denoiser_bench(repeats=3 if quick else 9, out=opts.get("out"))
+        result = run_graph_denoiser_bench(repeats=3 if quick else 9, out=out)
         print(json.dumps(result, indent=2, default=str))
     return 0
 
 
-def cmd_quickstart(args: list[str]) -> int:
-    from sci_diffusion.quickstart import run_quickstart
+def parse_quickstart(args: list[str]) -> schema.QuickstartOptions:
+    return parse_options("quickstart", args)
 
-    opts = _kv(args, {"out": "report directory", "steps": "training steps"})
-    report = run_quickstart(
-        Path(opts["out"]) if "out" in opts else None,
-        train_steps=int(opts["steps"]) if "steps" in opts else None,
-    )
+
+def run_quickstart(o: schema.QuickstartOptions) -> int:
+    from sci_diffusion.quickstart import run_quickstart as quickstart
+
+    report = quickstart(Path(o.out) if o.out else None, train_steps=o.steps)
     print(f"report: {report}")
     return 0
 
 
-def cmd_demos(args: list[str]) -> int:
+def parse_demos(args: list[str]) -> schema.DemosOptions:
+    # `task.env_name=` is the spelling the task configs use
+    args = [("env_name" + a[len("task.env_name") :]) if a.startswith("task.env_name=") else a
+            for a in args]  # fmt: skip
+    return parse_options("demos", args)
+
+
+def run_demos(o: schema.DemosOptions) -> int:
     from sci_diffusion.envs.demos import collect_demos
 
-    keys = ("task", "episodes", "out", "seed", "env_name", "task.env_name", "render", "progress",
-            "action_noise")  # fmt: skip
-    opts = _kv(args, dict.fromkeys(keys, ""))
-    if "task.env_name" in opts:  # the spelling the task configs use
-        opts["env_name"] = opts.pop("task.env_name")
-    missing = [k for k in ("task", "episodes", "out") if k not in opts]
-    if missing:
-        raise UsageError(f"demos needs {', '.join(f'{k}=...' for k in missing)}")
-    ints = {}
-    for key, default, low in (("episodes", None, 1), ("seed", "0", 0), ("render", "0", 0)):
-        try:
-            ints[key] = int(opts.get(key, default))
-        except ValueError:
-            raise UsageError(f"{key} must be an integer, got {opts[key]!r}") from None
-        if ints[key] < low:
-            raise UsageError(f"{key} must be >= {low}, got {ints[key]}")
-    progress = opts.get("progress", "true").lower()
-    if progress not in ("true", "false"):
-        raise UsageError(f"progress must be true or false, got {opts['progress']!r}")
-    try:
-        noise = float(opts.get("action_noise", "0"))  # its range is checked by collect_demos
-    except ValueError:
-        raise UsageError(f"action_noise must be a number, got {opts['action_noise']!r}") from None
-    meta = collect_demos(
-        opts["task"], ints["episodes"], Path(opts["out"]), seed=ints["seed"],
-        env_name=opts.get("env_name"), render=ints["render"], progress=progress == "true",
-        action_noise=noise,
-    )  # fmt: skip
+    out = Path(str(o.out))
+    meta = collect_demos(str(o.task), int(o.episodes or 0), out, seed=o.seed,
+                         env_name=o.env_name, render=o.render, progress=o.progress,
+                         action_noise=o.action_noise)  # fmt: skip
     print(f"demos: {meta['episodes']} episodes, expert success {meta['expert_success_rate']:.0%}"
-          f", {Path(opts['out']) / 'demos.hdf5'}")  # fmt: skip
+          f", {out / 'demos.hdf5'}")  # fmt: skip
     return 0
 
 
-def cmd_screen(args: list[str]) -> int:
+def parse_screen(args: list[str]) -> schema.ScreenOptions:
+    return parse_options("screen", args)
+
+
+def run_screen(o: schema.ScreenOptions) -> int:
     from sci_diffusion.chem.screen import screen_file
 
-    keys = {"in": "SMILES or SDF file", "out": "output directory",
-            "training": "training SMILES file (novelty)", "processes": "worker processes",
-            "config": "YAML/JSON file of gate settings (thresholds, deny-list)"}  # fmt: skip
-    gate = {a.split("=", 1)[0][5:]: a.split("=", 1)[1] for a in args if a.startswith("gate.")}
-    opts = _kv([a for a in args if not a.startswith("gate.")], keys)
-    missing = [k for k in ("in", "out") if k not in opts]
-    if missing:
-        raise UsageError(f"screen needs {', '.join(f'{k}=...' for k in missing)}")
     config: Any = None
-    if "config" in opts:
+    if o.config is not None:
         from omegaconf import OmegaConf
 
-        path = Path(opts["config"])
+        path = Path(o.config)
         if not path.is_file():
             raise UsageError(f"config={path}: no such file")
         try:
@@ -326,66 +304,199 @@ def cmd_screen(args: list[str]) -> int:
             raise UsageError(f"config={path} is not valid YAML/JSON: {err}") from None
         if not isinstance(config, dict):
             raise UsageError(f"config={path} must hold a mapping of gate settings")
-    processes = None
-    if "processes" in opts:
-        try:
-            processes = int(opts["processes"])
-        except ValueError:
-            raise UsageError(f"processes must be an integer, got {opts['processes']!r}") from None
-        if processes < 1:
-            raise UsageError(f"processes must be >= 1, got {processes}")
-    if gate:  # gate.<field>=<value> overrides on top of the config file
+    if o.gate:  # gate.<setting>=<value> overrides on top of the config file
         from sci_diffusion.chem.gate import GateConfig
 
         base = GateConfig.from_dict(config or {}).to_dict()
-        config = GateConfig.from_dict({**base, **gate}, coerce_strings=True)
-    metrics = screen_file(opts["in"], opts["out"], config, training=opts.get("training"),
-                          processes=processes)  # fmt: skip
+        config = GateConfig.from_dict({**base, **o.gate})
+    out = Path(str(o.out))
+    metrics = screen_file(str(o.in_), out, config, training=o.training, processes=o.processes)
     print(f"screened {metrics.get('n_input')} molecules: {metrics.get('n_candidates')} candidates"
-          f" -> {Path(opts['out']) / 'candidates.csv'}")  # fmt: skip
+          f" -> {out / 'candidates.csv'}")  # fmt: skip
     return 0
 
 
-HANDLERS = {
-    "train": cmd_train,
-    "eval": cmd_eval,
-    "sample": cmd_sample,
-    "export": cmd_export,
-    "bench": cmd_bench,
-    "quickstart": cmd_quickstart,
-    "demos": cmd_demos,
-    "screen": cmd_screen,
+# -- the registry --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: a one-line summary, usage examples, its parse and run steps."""
+
+    summary: str
+    usage: tuple[str, ...]
+    parse: Callable[[list[str]], Any]
+    run: Callable[[Any], int]
+
+
+REGISTRY: dict[str, Command] = {
+    "train": Command(
+        "train a task; continue a run with resume=<run dir>",
+        ("sci-diffusion train task=toy2d trainer.max_steps=200",
+         "sci-diffusion train resume=<run dir> trainer.max_steps=4000"),
+        parse_train, run_train),
+    "eval": Command(
+        "evaluate a run's EMA model (metrics.json, model card)",
+        ("sci-diffusion eval run=<run dir> [sampler=heun steps=10] [episodes=50]",),
+        parse_eval, run_eval),
+    "sample": Command(
+        "draw samples from a run into a folder; without run= it samples the packaged embedded "
+        "default of task= (qm9_graph when no task is given; out= is then required); under "
+        "torchrun with trainer.distributed=true the ranks share the work",
+        ("sci-diffusion sample run=<run dir> out=<dir> [n=1000 sampler=... steps=...]",
+         "sci-diffusion sample n=100 out=<dir>"),
+        parse_sample, run_sample),
+    "export": Command(
+        "copy a run's newest checkpoint (EMA weights only) into the package as the embedded "
+        "default of its task",
+        ("sci-diffusion export run=<run dir> [task=<name>] [force=true] [out=<dir>]",),
+        parse_export, run_export),
+    "bench": Command(
+        "benchmarks: " + ", ".join(BENCHMARKS),
+        (f"sci-diffusion bench <{'|'.join(BENCHMARKS)}> out=<file.json> [quick=true]",),
+        parse_bench, run_bench),
+    "quickstart": Command(
+        "the end-to-end demo on embedded defaults; writes a report",
+        ("sci-diffusion quickstart [out=<dir>]",), parse_quickstart, run_quickstart),
+    "demos": Command(
+        "collect scripted-expert demonstrations",
+        ("sci-diffusion demos task=<task> episodes=<N> out=<dir> [action_noise=0.1]",),
+        parse_demos, run_demos),
+    "screen": Command(
+        "run the RDKit screening gate on a SMILES or SDF file",
+        ("sci-diffusion screen in=<file> out=<dir> [training=<smiles file>] "
+         "[gate.<setting>=<value> ...]",),
+        parse_screen, run_screen),
+}  # fmt: skip
+"""Every subcommand; the top-level help, dispatch and :func:`check` read this."""
+
+COMMANDS: dict[str, str] = {name: c.summary for name, c in REGISTRY.items()}
+HANDLERS: dict[str, Callable[[list[str]], int]] = {
+    name: (lambda args, c=c: c.run(c.parse(args))) for name, c in REGISTRY.items()
 }
+
+
+def check(argv: list[str], *, partial: bool = False) -> Any:
+    """Parse and validate a command line without running it (no files are read or written
+    beyond a run's saved config); return what the run step would get. Raises
+    :class:`UsageError` for what ``main`` would report with exit code 2. ``partial``: do not
+    require the required options (a documentation line that elides them with ``...``)."""
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        return None
+    command, rest = argv[0], argv[1:]
+    if command not in REGISTRY:
+        raise UsageError(f"unknown command {command!r}; commands: {', '.join(REGISTRY)}")
+    if any(a in ("-h", "--help") for a in rest):
+        return None
+    if partial and command in OPTIONS:
+        if command == "bench" and rest and "=" not in rest[0]:
+            rest = [f"benchmark={rest[0]}", *rest[1:]]
+        return parse_options(command, rest, partial=True)
+    return REGISTRY[command].parse(rest)
+
+
+# -- help ----------------------------------------------------------------------------------
 
 
 def _help() -> str:
     from sci_diffusion.tasks import task_names
 
-    rows = "\n".join(f"  {name:<11} {text}" for name, text in COMMANDS.items())
+    rows = "\n".join(f"  {name:<11} {c.summary}" for name, c in REGISTRY.items())
     return (
         "usage: sci-diffusion <command> [key=value ...]\n\n"
         "Diffusion models for science and robotics.\n\n"
         f"commands:\n{rows}\n\n"
         f"tasks: {', '.join(task_names())}\n"
-        "`sci-diffusion <command> --help` shows a command's options."
+        "`sci-diffusion <command> --help` shows a command's options. Exit codes: 0 done, "
+        "2 a mistake in the input (one line), 1 a failure (with its traceback)."
     )
+
+
+def _rows(cls: type, prefix: str = "") -> str:
+    lines = []
+    for key, kind, default, text in describe(cls, prefix):
+        lines.append(f"  {key:<28} {kind:<16} {default:<10} {text}")
+    return "\n".join(lines)
 
 
 def _command_help(command: str) -> str:
+    c = REGISTRY[command]
+    head = [f"sci-diffusion {command}: {textwrap.fill(c.summary, 84, subsequent_indent='  ')}",
+            "", "usage:", *(f"  {u}" for u in c.usage), ""]  # fmt: skip
+    columns = f"  {'key':<28} {'type':<16} {'default':<10} help"
+    if command in OPTIONS:
+        text = [*head, "options (key=value; Hydra's override grammar):", columns,
+                _rows(options_schema(command))]  # fmt: skip
+        if command == "bench":
+            text += ["", "benchmarks:", *(f"  {k:<11} {v}" for k, v in BENCHMARKS.items())]
+        return "\n".join(text)
     from sci_diffusion.tasks import task_names
 
     groups = "\n".join(f"  {g:<8} {', '.join(_group_options(g))}" for g in CONFIG_GROUPS)
-    trainer_keys = ", ".join(TRAINER_TYPES)
-    body = textwrap.fill(COMMANDS[command], 88, subsequent_indent="  ")
-    if command in ("bench", "quickstart", "demos", "screen", "export"):
-        return f"sci-diffusion {command}: {body}"
-    return (
-        f"sci-diffusion {command}: {body}\n\n"
-        f"config groups (choose with group=option):\n{groups}\n"
-        f"tasks: {', '.join(task_names())}\n"
-        f"trainer keys (trainer.<key>=...): {trainer_keys}\n"
-        "top-level keys: run, resume, steps, n, episodes, out, hydra.run.dir"
-    )
+    top = [f for f in describe(schema.RunConfig) if f[0] in schema.RUN_KEYS]
+    top_rows = "\n".join(f"  {k:<28} {t:<16} {d:<10} {h}" for k, t, d, h in top)
+    text = [
+        *head,
+        "config groups (choose with group=option):", groups,
+        f"tasks: {', '.join(task_names())}", "",
+        "top-level keys:", columns, top_rows,
+        "  hydra.run.dir                train: the run directory (default "
+        "runs/<task>/<date-time>)", "",
+        "trainer keys (trainer.<key>=...; defaults of trainer=default):", columns,
+        _rows(schema.TrainerConfig, "trainer."), "",
+        "sampler keys (sampler.<key>=...; defaults of sampler=ddim):", columns,
+        _rows(schema.SamplerConfig, "sampler."), "",
+        "task.*, model.* and policy.* keys are those of the chosen option's YAML in configs/;",
+        "an override keeps the type of its default.",
+    ]  # fmt: skip
+    return "\n".join(text)
+
+
+# -- errors and main ---------------------------------------------------------------------------
+
+USER_ERROR_TYPES = (
+    "sci_diffusion.io.checkpoint.CheckpointError",
+    "sci_diffusion.chem.gate.GateConfigError",
+    "sci_diffusion.chem.screen.ScreenInputError",
+    "sci_diffusion.envs.demos.DemoFormatError",
+)
+"""User-error classes that do not derive from UserInputError yet (compatibility)."""
+
+LEGACY_INPUT_CHECKS: dict[str, frozenset[str]] = {
+    "sci_diffusion.train.trainer": frozenset({"train"}),
+    "sci_diffusion.train.evaluate": frozenset(
+        {"_newest_verified", "load_run", "apply_eval_overrides", "evaluate_run"}),
+    "sci_diffusion.train.embedded": frozenset({"_source_checkpoint", "export_embedded"}),
+    "sci_diffusion.train.distributed": frozenset({"init_distributed", "resolve_device"}),
+    "sci_diffusion.core.sampler_config": frozenset({"sampler_settings", "start_time"}),
+    "sci_diffusion.envs.demos": frozenset({"_check_action_noise", "collect_demos"}),
+    "sci_diffusion.envs.registry": frozenset({"get_task", "_no_env_name"}),
+    "sci_diffusion.tasks.registry": frozenset({"build_task"}),
+    "sci_diffusion.tasks.policy": frozenset({"build_network"}),
+}  # fmt: skip
+"""Functions that validate user input with a plain ``ValueError`` (compatibility, until they
+raise UserInputError): a ``ValueError`` raised directly in one of them is a user error; the
+same type raised anywhere else is a bug."""
+
+
+def is_user_error(err: BaseException) -> bool:
+    """True for a mistake in the user's input (exit 2), false for a bug or failure (exit 1)."""
+    if isinstance(err, UserInputError):
+        return True
+    names = {f"{k.__module__}.{k.__qualname__}" for k in type(err).__mro__}
+    if names & set(USER_ERROR_TYPES):
+        return True
+    if type(err) is not ValueError or err.__traceback__ is None:
+        return False
+    tb = err.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    module = tb.tb_frame.f_globals.get("__name__", "")
+    return tb.tb_frame.f_code.co_name in LEGACY_INPUT_CHECKS.get(module, ())
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -394,27 +505,33 @@ def main(argv: list[str] | None = None) -> int:
         print(_help())
         return 0 if argv else EXIT_USAGE
     command, rest = argv[0], argv[1:]
-    if command not in HANDLERS:
-        print(f"error: unknown command {command!r}; commands: {', '.join(HANDLERS)}",
+    if command not in REGISTRY:
+        print(f"error: unknown command {command!r}; commands: {', '.join(REGISTRY)}",
               file=sys.stderr)  # fmt: skip
         return EXIT_USAGE
     if any(a in ("-h", "--help") for a in rest):
         print(_command_help(command))
         return 0
-    from sci_diffusion.io.checkpoint import CheckpointError
     from sci_diffusion.train.trainer import TrainingDiverged
 
     try:
-        return HANDLERS[command](rest)
-    except (UsageError, CheckpointError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    except TrainingDiverged as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_FAILED
+        c = REGISTRY[command]
+        return c.run(c.parse(rest))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except TrainingDiverged as err:
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as err:
+        if is_user_error(err):
+            print(f"error: {_one_line(err)}", file=sys.stderr)
+            return EXIT_USAGE
+        traceback.print_exc(file=sys.stderr)
+        print(f"error: internal error ({type(err).__name__}: {_one_line(err)[:200]}); this is a "
+              "bug, not a mistake in your input: please report it with the traceback above",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -119,6 +119,11 @@ PROPERTY_LIMITS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+def _setting(kind: str, help: str) -> dict[str, str]:
+    """A :class:`GateConfig` field's metadata: validator kind and one line of help."""
+    return {"kind": kind, "help": help}
+
+
 @dataclass(frozen=True)
 class GateConfig:
     """Settings of the screening gate; every default is listed here and in docs/molecules.md.
@@ -169,30 +174,92 @@ class GateConfig:
         (default none: PoseBusters' ``mol`` values, 10 ETKDG conformers for the energy).
     """
 
-    allowed_elements: frozenset[str] = DRUG_LIKE_ELEMENTS
-    require_connected: bool = True
-    min_net_charge: int = 0
-    max_net_charge: int = 0
-    max_abs_formal_charge: int = 1
-    allow_radicals: bool = False
-    pains: str = "reject"
-    brenk: str = "record"
-    min_qed: float | None = None
-    max_sa_score: float | None = None
-    max_mw: float | None = None
-    max_logp: float | None = None
-    max_hbd: int | None = None
-    max_hba: int | None = None
-    max_rotatable_bonds: int | None = None
-    max_lipinski_violations: int | None = 1
-    duplicate_key: str = "canonical_smiles"
-    reject_duplicates: bool = True
-    reject_non_novel: bool = False
-    deny_smarts: tuple[str, ...] = ()
-    deny_compounds: tuple[str, ...] = ()
-    properties_for_rejected: bool = True
-    geometry_3d: str = "auto"
-    geometry_3d_options: tuple[tuple[str, Any], ...] = ()
+    # Each field's metadata: its validator kind (`_validated`; "?" allows None) and the one
+    # line `sci-diffusion screen --help` prints for gate.<field>.
+    allowed_elements: frozenset[str] = field(
+        default=DRUG_LIKE_ELEMENTS,
+        metadata=_setting(
+            "elements", "element symbols allowed (default the drug-like H C N O F P S Cl Br I)"
+        ),
+    )
+    require_connected: bool = field(
+        default=True, metadata=_setting("bool", "reject molecules of more than one fragment")
+    )
+    min_net_charge: int = field(
+        default=0, metadata=_setting("int", "lowest allowed sum of formal charges")
+    )
+    max_net_charge: int = field(
+        default=0, metadata=_setting("int", "highest allowed sum of formal charges")
+    )
+    max_abs_formal_charge: int = field(
+        default=1, metadata=_setting("count", "largest |formal charge| on any atom")
+    )
+    allow_radicals: bool = field(
+        default=False, metadata=_setting("bool", "accept atoms with radical electrons")
+    )
+    pains: str = field(
+        default="reject", metadata=_setting("mode", "PAINS (A+B+C) alerts: reject, record or off")
+    )
+    brenk: str = field(
+        default="record", metadata=_setting("mode", "Brenk alerts: reject, record or off")
+    )
+    min_qed: float | None = field(
+        default=None, metadata=_setting("float?", "lowest QED (null: no limit)")
+    )
+    max_sa_score: float | None = field(
+        default=None,
+        metadata=_setting("float?", "highest synthetic-accessibility score (null: no limit)"),
+    )
+    max_mw: float | None = field(
+        default=None, metadata=_setting("float?", "highest molecular weight (null: no limit)")
+    )
+    max_logp: float | None = field(
+        default=None, metadata=_setting("float?", "highest logP (null: no limit)")
+    )
+    max_hbd: int | None = field(
+        default=None, metadata=_setting("count?", "most H-bond donors (null: no limit)")
+    )
+    max_hba: int | None = field(
+        default=None, metadata=_setting("count?", "most H-bond acceptors (null: no limit)")
+    )
+    max_rotatable_bonds: int | None = field(
+        default=None, metadata=_setting("count?", "most rotatable bonds (null: no limit)")
+    )
+    max_lipinski_violations: int | None = field(
+        default=1, metadata=_setting("count?", "rule-of-five violations allowed (null: no limit)")
+    )
+    duplicate_key: str = field(
+        default="canonical_smiles",
+        metadata=_setting("key", "what makes duplicates: canonical_smiles or inchikey"),
+    )
+    reject_duplicates: bool = field(
+        default=True,
+        metadata=_setting("bool", "reject later occurrences of a molecule (false: record them)"),
+    )
+    reject_non_novel: bool = field(
+        default=False, metadata=_setting("bool", "reject molecules found in the training set")
+    )
+    deny_smarts: tuple[str, ...] = field(
+        default=(), metadata=_setting("smarts", "SMARTS substructures that always reject")
+    )
+    deny_compounds: tuple[str, ...] = field(
+        default=(),
+        metadata=_setting("compounds", "compounds that always reject (InChIKeys or SMILES)"),
+    )
+    properties_for_rejected: bool = field(
+        default=True,
+        metadata=_setting("bool", "compute properties of rejected molecules too, for analysis"),
+    )
+    geometry_3d: str = field(
+        default="auto",
+        metadata=_setting(
+            "geometry", "3D checks: auto (molecules with coordinates), require or off"
+        ),
+    )
+    geometry_3d_options: tuple[tuple[str, Any], ...] = field(
+        default=(),
+        metadata=_setting("plausibility", "PlausibilityConfig thresholds to change (a mapping)"),
+    )
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -249,32 +316,8 @@ class GateConfig:
         return out
 
 
-_FIELD_KINDS: dict[str, str] = {
-    "allowed_elements": "elements",
-    "require_connected": "bool",
-    "min_net_charge": "int",
-    "max_net_charge": "int",
-    "max_abs_formal_charge": "count",
-    "allow_radicals": "bool",
-    "pains": "mode",
-    "brenk": "mode",
-    "min_qed": "float?",
-    "max_sa_score": "float?",
-    "max_mw": "float?",
-    "max_logp": "float?",
-    "max_hbd": "count?",
-    "max_hba": "count?",
-    "max_rotatable_bonds": "count?",
-    "max_lipinski_violations": "count?",
-    "duplicate_key": "key",
-    "reject_duplicates": "bool",
-    "reject_non_novel": "bool",
-    "deny_smarts": "smarts",
-    "deny_compounds": "compounds",
-    "properties_for_rejected": "bool",
-    "geometry_3d": "geometry",
-    "geometry_3d_options": "plausibility",
-}
+_FIELD_KINDS: dict[str, str] = {f.name: f.metadata["kind"] for f in dataclasses.fields(GateConfig)}
+"""Field -> validator kind of :func:`_validated` (from the fields' metadata)."""
 
 
 def _bad(name: str, expected: str, value: Any) -> GateConfigError:
