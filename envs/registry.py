@@ -14,8 +14,10 @@ expert is made, so importing this module is cheap.
   too short for the soft puck contact, see ``docs/robotics.md``), :class:`PusherExpert`,
   success = :data:`~sci_diffusion.envs.experts.success.PUSHER_SUCCESS` (``pusher_success``
   after the last step).
-* ``metaworld``: Meta-World MT1 ``env_name`` (default ``push-v3``; 500 steps),
-  :class:`MetaWorldExpert`, success =
+* ``metaworld``: Meta-World MT1 ``env_name`` (default ``push-v3``; 500 steps): any of the 50
+  names of Meta-World's own registry (:func:`metaworld_env_names`, read lazily from
+  ``metaworld.env_dict.ALL_V3_ENVIRONMENTS``; an unknown name is refused with the list),
+  :class:`MetaWorldExpert` (the package's scripted policy for that task), success =
   :data:`~sci_diffusion.envs.experts.success.METAWORLD_SUCCESS` (``info["success"]`` at any
   step, the benchmark convention).
 
@@ -36,7 +38,7 @@ from sci_diffusion.envs.experts.success import (
     SuccessRule,
 )
 
-__all__ = ["DEFAULT_METAWORLD_ENV", "ENV_TASKS", "EnvTask", "get_task"]
+__all__ = ["DEFAULT_METAWORLD_ENV", "ENV_TASKS", "EnvTask", "get_task", "metaworld_env_names"]
 
 DEFAULT_METAWORLD_ENV = "push-v3"
 """Meta-World task used when ``task=metaworld`` is given without ``env_name``."""
@@ -154,6 +156,14 @@ def _make_metaworld(
 
     kwargs = {} if render_mode is None else {"render_mode": render_mode}
     return make_metaworld_env(env_name or DEFAULT_METAWORLD_ENV, seed, **kwargs)
+
+
+def metaworld_env_names() -> tuple[str, ...]:
+    """The Meta-World task names ``task=metaworld task.env_name=<name>`` accepts: every v3
+    environment the installed package registers (MT50), in its own order."""
+    from sci_diffusion.envs.experts.metaworld_experts import metaworld_env_names as names
+
+    return names()
 
 
 def _metaworld_expert(env_name: str | None = None) -> Any:

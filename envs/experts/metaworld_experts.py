@@ -1,13 +1,20 @@
 """Meta-World experts: thin wrappers around the package's own scripted policies.
 
-Meta-World ships a hand-written policy for every v3 task in ``metaworld.policies``, named after
-the task: ``push-v3`` → ``SawyerPushV3Policy``, ``button-press-topdown-v3`` →
-``SawyerButtonPressTopdownV3Policy``. :class:`MetaWorldExpert` looks the class up by that rule
-(no hand-kept table, so every task the installed package has a policy for works).
+**Task names come from Meta-World itself**: :func:`metaworld_env_names` is the key list of the
+installed package's registry of v3 environments (``metaworld.env_dict.ALL_V3_ENVIRONMENTS``,
+the 50 tasks of MT50, the names ``gymnasium.make("Meta-World/MT1", env_name=...)`` accepts).
+
+**Experts are matched to tasks by one rule**: Meta-World ships a hand-written policy for every
+v3 task in ``metaworld.policies``, named after the task: ``push-v3`` → ``SawyerPushV3Policy``,
+``button-press-topdown-v3`` → ``SawyerButtonPressTopdownV3Policy`` (:func:`policy_name`: each
+``-``-separated word capitalised, ``Sawyer`` before, ``Policy`` after). The one task whose
+policy the package names differently is listed in :data:`POLICY_NAME_EXCEPTIONS`
+(``peg-insert-side-v3`` → ``SawyerPegInsertionSideV3Policy``); a test checks that with it every
+registered v3 environment gets a policy class and every policy class an environment.
 
 Success is the env's own ``info["success"]`` (a float 0/1 computed by each task's
-``evaluate_state`` from the observation after every step). The package's definitions for the
-tasks measured in ``scripts/measure_experts.py`` (metaworld 3.1.1):
+``evaluate_state`` from the observation after every step). The package's definitions for some
+tasks (metaworld 3.1.1):
 
 * ``reach-v3``: hand (TCP) within 0.05 m of the goal.
 * ``push-v3``: puck within ``TARGET_RADIUS`` = 0.05 m of the goal.
@@ -24,19 +31,61 @@ keeps evolving until truncation.
 
 from __future__ import annotations
 
+import difflib
 import re
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-__all__ = ["MetaWorldExpert", "available_metaworld_experts", "make_metaworld_env", "policy_name"]
+__all__ = [
+    "POLICY_NAME_EXCEPTIONS",
+    "MetaWorldExpert",
+    "available_metaworld_experts",
+    "check_metaworld_env_name",
+    "env_name_for_policy",
+    "make_metaworld_env",
+    "metaworld_env_names",
+    "policy_name",
+]
+
+POLICY_NAME_EXCEPTIONS: dict[str, str] = {
+    "peg-insert-side-v3": "SawyerPegInsertionSideV3Policy",
+}
+"""Tasks whose ``metaworld.policies`` class the naming rule of :func:`policy_name` does not
+give (the package's names differ); task name → class name."""
+
+
+def _rule_name(env_name: str) -> str:
+    words = [w for w in re.split(r"[-_]", env_name.strip()) if w]
+    return "Sawyer" + "".join(w[:1].upper() + w[1:] for w in words) + "Policy"
 
 
 def policy_name(env_name: str) -> str:
     """The ``metaworld.policies`` class name for a task: ``"pick-place-v3"`` →
-    ``"SawyerPickPlaceV3Policy"`` (each ``-``-separated word capitalised, ``vN`` → ``VN``)."""
-    words = [w for w in re.split(r"[-_]", env_name.strip()) if w]
-    return "Sawyer" + "".join(w[:1].upper() + w[1:] for w in words) + "Policy"
+    ``"SawyerPickPlaceV3Policy"`` (each ``-``-separated word capitalised, ``vN`` → ``VN``),
+    except for the tasks of :data:`POLICY_NAME_EXCEPTIONS`."""
+    name = env_name.strip()
+    return POLICY_NAME_EXCEPTIONS.get(name) or _rule_name(name)
+
+
+def env_name_for_policy(cls_name: str) -> str:
+    """The task name a ``metaworld.policies`` class is for (the inverse of
+    :func:`policy_name`): ``"SawyerPickPlaceV3Policy"`` → ``"pick-place-v3"``."""
+    for env_name, exception in POLICY_NAME_EXCEPTIONS.items():
+        if exception == cls_name:
+            return env_name
+    core = cls_name.removeprefix("Sawyer").removesuffix("Policy")
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", core).lower()  # "PickPlaceV3" -> "pick-place-v3"
+
+
+@lru_cache(maxsize=1)
+def metaworld_env_names() -> tuple[str, ...]:
+    """Every v3 task name the installed Meta-World registers, in its own order
+    (``metaworld.env_dict.ALL_V3_ENVIRONMENTS``: the 50 tasks of MT50)."""
+    from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+
+    return tuple(ALL_V3_ENVIRONMENTS)
 
 
 def _policy_classes() -> dict[str, type]:
@@ -48,13 +97,22 @@ def _policy_classes() -> dict[str, type]:
 
 
 def available_metaworld_experts() -> list[str]:
-    """Task names (``"push-v3"``, …) that have a scripted policy in the installed package."""
-    out = []
-    for cls_name in _policy_classes():
-        core = cls_name[len("Sawyer") : -len("Policy")]
-        # "PickPlaceV3" -> "pick-place-v3"
-        out.append(re.sub(r"(?<!^)(?=[A-Z])", "-", core).lower())
-    return sorted(out)
+    """Registered task names (``"push-v3"``, …) that have a scripted policy in the installed
+    package (all 50 for metaworld 3.1.1), sorted."""
+    classes = _policy_classes()
+    return sorted(n for n in metaworld_env_names() if policy_name(n) in classes)
+
+
+def check_metaworld_env_name(env_name: str) -> str:
+    """``env_name`` if Meta-World registers a v3 environment of that name; otherwise
+    ``ValueError`` naming the closest registered names and listing all of them."""
+    names = metaworld_env_names()
+    if env_name in names:
+        return env_name
+    close = difflib.get_close_matches(str(env_name), names, n=3, cutoff=0.6)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise ValueError(f"Meta-World has no environment {env_name!r}{hint}; its {len(names)} "
+                     f"v3 environments: {', '.join(names)}")  # fmt: skip
 
 
 class MetaWorldExpert:
@@ -67,12 +125,13 @@ class MetaWorldExpert:
     """
 
     def __init__(self, env_name: str) -> None:
+        check_metaworld_env_name(env_name)
         classes = _policy_classes()
         cls_name = policy_name(env_name)
         if cls_name not in classes:
             raise ValueError(
-                f"no Meta-World scripted policy for {env_name!r} (looked for {cls_name}); "
-                f"available: {', '.join(available_metaworld_experts())}"
+                f"the installed metaworld has no scripted policy for {env_name!r} (looked for "
+                f"{cls_name}); tasks with one: {', '.join(available_metaworld_experts())}"
             )
         self.env_name = env_name
         self.policy = classes[cls_name]()
@@ -94,12 +153,11 @@ def make_metaworld_env(env_name: str, seed: int | None = None, **kwargs: Any) ->
     the RNG that picks one of them at every reset; ``env.reset(seed=...)`` then fixes the rest
     of the episode's initial state. Episodes are truncated at the task's ``max_path_length``
     (500 steps for every v3 task). Extra ``kwargs`` go to ``gymnasium.make`` (e.g.
-    ``render_mode``).
+    ``render_mode``). An unknown ``env_name`` raises ``ValueError`` listing the registered
+    names (:func:`check_metaworld_env_name`).
     """
     import gymnasium as gym
     import metaworld  # noqa: F401  (registers the Meta-World/* env ids)
 
-    if policy_name(env_name) not in _policy_classes():
-        # Same message as MetaWorldExpert: this module only makes envs it has experts for.
-        MetaWorldExpert(env_name)
+    check_metaworld_env_name(env_name)
     return gym.make("Meta-World/MT1", env_name=env_name, seed=seed, **kwargs)
