@@ -3,8 +3,12 @@
 Needs the ``chem`` extra (RDKit, torch-geometric, pandas, qm9pack; molsets without deps).
 Nothing here is imported by :mod:`sci_diffusion.core`. Submodules:
 
-* :mod:`.data` — QM9 (fixed hash-ordered split) and MOSES loaders; SMILES/SDF readers that
-  report bad records instead of crashing.
+* :mod:`.datasets` — molecule data sets by name (``task.data.dataset``), one module each.
+* :mod:`.data` — QM9 (fixed hash-ordered split) and MOSES loaders.
+* :mod:`.molfiles` — SMILES/SDF files (one suffix list, one record reader) read by everyone;
+  bad records are reported instead of crashing.
+* :mod:`.sanitize` — RDKit sanitization and error-log capture, one way for readers and gate.
+* :mod:`.parallel` — the one process pool for per-molecule RDKit work (gate, plausibility).
 * :mod:`.featurize` — kekulized molecular graphs (atom types, charges, bond types) with a
   checksummed on-disk cache.
 * :mod:`.gate` — the screening gate (:func:`~.gate.run_gate`, :class:`~.gate.GateConfig`).
