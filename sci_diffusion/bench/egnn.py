@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from ..io.files import write_json_atomic
+from ..io.progress import stage
 from ..nets.egnn import EGNN
 from .sampler import machine_info
 
@@ -244,6 +245,7 @@ def run_egnn_bench(
             sizes = sample_sizes(QM9_SIZES[setting], batch_size, generator)
             batch = random_molecules(sizes, generator)
             for model in models:
+                stage(f"bench egnn: {model}, {setting} batches, dense vs sparse edges")
                 records += _records_for(setting, model, batch, hidden, n_layers, repeats, seed)
         machine = machine_info()
     finally:

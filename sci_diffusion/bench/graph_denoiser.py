@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..io.files import write_json_atomic
+from ..io.progress import stage
 from ..nets.embeddings import SinusoidalTimeEmbedding
 from ..nets.graph_transformer import GraphTransformer, pair_mask
 from .sampler import machine_info
@@ -314,12 +315,11 @@ def run_graph_denoiser_bench(
     try:
         before = machine_info()
         start = time.perf_counter()
-        rows = [
-            bench_size(
-                name, n, b, repeats=repeats, warmup=warmup, sparse=sparse, seed=seed, widths=widths
-            )
-            for name, n, b in sizes
-        ]
+        rows = []
+        for name, n, b in sizes:
+            stage(f"bench graph: {name} (N <= {n}, batch {b}), dense vs sparse")
+            rows.append(bench_size(name, n, b, repeats=repeats, warmup=warmup, sparse=sparse,
+                                   seed=seed, widths=widths))  # fmt: skip
         result = {
             "machine": before,
             "load_average_after": machine_info()["load_average"],

@@ -38,6 +38,7 @@ from ..core.samplers import function_evaluations, sample
 from ..core.schedules import CosineSchedule, Schedule, make_schedule
 from ..core.spaces import EuclideanSpace
 from ..io.files import write_json_atomic
+from ..io.progress import stage
 
 MEANS = ((-2.0, 0.0), (2.0, 1.0), (0.0, -2.5))
 STDS = (0.3, 0.5, 0.4)
@@ -110,6 +111,7 @@ def quality_records(
     records: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     for name, schedule_name in QUALITY_COMBOS:
+        stage(f"bench sampler: quality of {name} ({schedule_name}) at NFE {list(nfe_targets)}")
         schedule = make_schedule(schedule_name)
         space = EuclideanSpace(schedule)
         exact = gmm.denoiser(schedule)
@@ -242,6 +244,7 @@ def speed_records(
     }
     records: list[dict[str, Any]] = []
     for batch in SPEED_BATCHES:
+        stage(f"bench sampler: speed against diffusers at batch {batch}")
         x = torch.randn(batch, 2, generator=torch.Generator().manual_seed(seed)).to(device)
         grid = schedule.time_grid(SPEED_STEPS, device=device)
         net_times = [t.expand(batch) for t in grid[:-1]]
