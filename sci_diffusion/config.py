@@ -263,6 +263,14 @@ def parse_options(command: str, args: list[str], *, partial: bool = False) -> An
         rest = {k: v for k, v in OmegaConf.to_container(cfg).items() if k != "gate"}
         cfg = OmegaConf.merge(OmegaConf.structured(schema.ScreenOptions), rest, {"gate": given})
     options = instantiate(cfg)
+    if command == "screen":  # each gate setting on its own (rules between them: at run time)
+        from sci_diffusion.chem.gate import GateConfig, GateConfigError
+
+        for name, value in options.gate.items():
+            try:
+                GateConfig.check_setting(name, value)
+            except GateConfigError as err:
+                raise UsageError(str(err)) from None
     if not partial:
         missing = [_cli_key(f.name) for f in dataclasses.fields(cls)
                    if f.metadata.get("required") and getattr(options, f.name) is None]  # fmt: skip

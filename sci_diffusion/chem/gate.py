@@ -301,6 +301,21 @@ class GateConfig:
             values = {k: _coerce(k, _FIELD_KINDS[k], v) for k, v in values.items()}
         return cls(**values)
 
+    @staticmethod
+    def check_setting(name: str, value: Any) -> Any:
+        """One setting checked on its own (no rules between settings): its normalised value.
+
+        Raises
+        ------
+        GateConfigError
+            For an unknown name or a bad value.
+        """
+        if name not in _FIELD_KINDS:
+            raise GateConfigError(
+                f"unknown gate config key {name!r}; known keys: {', '.join(_FIELD_KINDS)}"
+            )
+        return _validated(name, _FIELD_KINDS[name], value)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready ``{field: value}`` (sets become sorted lists, tuples lists)."""
         out: dict[str, Any] = {}
