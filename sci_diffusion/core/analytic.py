@@ -114,6 +114,11 @@ class CategoricalJoint:
 
     def denoiser(self, space) -> Callable[[Tensor, Tensor], Tensor]:
         """Exact marginals ``p(x_0^d | x_t)`` (B, V, K) for a ``CategoricalSpace``'s noise."""
+        num_states = self.states.shape[0]
+        # (K^V, V*K): row s is the one-hot encoding of state s, flattened; the log-likelihood
+        # of a state is then one matrix product (no (B, K^V, V) gather), and so are the marginals.
+        one_hot = torch.nn.functional.one_hot(self.states, self.num_classes).double()
+        one_hot = one_hot.reshape(num_states, -1)
 
         def denoise(x: Tensor, t: Tensor) -> Tensor:
             xd = x.double()
@@ -122,13 +127,11 @@ class CategoricalJoint:
             m_at_xt = (xd * m).sum(-1, keepdim=True)
             likelihood = a * xd + (1.0 - a) * m_at_xt  # (B, V, K): q(x_t^d | x_0^d = k)
             log_lik = torch.log(likelihood.clamp_min(1e-300))
-            var_index = torch.arange(self.num_vars)
-            states = self.states.to(xd.device)
-            per_state = log_lik[:, var_index.to(xd.device), states].sum(-1)  # (B, K^V)
+            codes = one_hot.to(xd.device)
+            per_state = log_lik.reshape(xd.shape[0], -1) @ codes.T  # (B, K^V)
             log_prior = torch.log(self.state_probs.to(xd.device).clamp_min(1e-300))
             post = torch.softmax(log_prior[None] + per_state, dim=-1)  # (B, K^V)
-            one_hot = torch.nn.functional.one_hot(states, self.num_classes).double()
-            marginals = torch.einsum("bs,svk->bvk", post, one_hot)
+            marginals = (post @ codes).reshape(xd.shape)  # (B, V, K)
             return marginals.to(x.dtype)
 
         return denoise
