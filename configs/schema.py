@@ -8,6 +8,8 @@ Each command's options are one dataclass; Hydra's ConfigStore holds them (regist
 ``choices``   allowed values
 ``min``/``max`` inclusive bounds (NaN fails them); ``gt`` an exclusive lower bound
 ``required``  the command needs it (the field defaults to ``None``)
+``choices_from`` ``"module:function"`` returning the allowed values of a plugin registry
+              (checked by :mod:`sci_diffusion.config`, which may import it)
 
 :class:`Schema.__post_init__` applies the rules (so ``OmegaConf.to_object`` validates) and then
 the class's own :meth:`Schema.validate` for rules between fields. Nothing here parses command
@@ -189,8 +191,6 @@ BENCHMARKS = {
     "egnn": "EGNN training and sampling throughput, dense vs sparse edges",
     "graph": "graph-transformer denoiser step time, dense vs torch-geometric sparse",
 }
-POLICY_BACKBONES = ("unet1d", "transformer", "mlp")
-"""``sci_diffusion.tasks.policy.BACKBONES`` (a test keeps them equal)."""
 
 
 @dataclass
@@ -202,8 +202,11 @@ class BenchOptions(Schema):
     )
     out: str | None = opt(None, "output JSON file")
     quick: bool = opt(False, "a smaller, faster run")
-    model: str | None = opt(None, "bench policy only: the backbone (default unet1d)",
-                               choices=POLICY_BACKBONES)  # fmt: skip
+    model: str | None = opt(
+        None,
+        "bench policy only: the backbone (default unet1d)",
+        choices_from="sci_diffusion.policy.backbones:backbone_names",
+    )
 
     def validate(self) -> None:
         if self.model is not None and self.benchmark != "policy":

@@ -154,11 +154,27 @@ def instantiate(node: Any, prefix: str = "") -> Any:
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        return OmegaConf.to_object(node)
+        obj = OmegaConf.to_object(node)
     except schema.SchemaError as err:
         raise UsageError(f"{prefix}{_cli_key(err.key)} {err.problem}") from None
     except OmegaConfBaseException as err:
         raise UsageError(_omegaconf_message(err, prefix)) from None
+    for f in dataclasses.fields(obj) if dataclasses.is_dataclass(obj) else ():
+        value = getattr(obj, f.name)
+        if "choices_from" in f.metadata and value is not None:
+            allowed = registry_choices(f.metadata["choices_from"])
+            if value not in allowed:
+                raise UsageError(f"{prefix}{_cli_key(f.name)} must be one of "
+                                 f"{', '.join(allowed)}, got {value!r}")  # fmt: skip
+    return obj
+
+
+def registry_choices(reference: str) -> list[str]:
+    """The names of a plugin registry, from a field's ``choices_from`` ``"module:function"``."""
+    import importlib
+
+    module, _, function = reference.partition(":")
+    return list(getattr(importlib.import_module(module), function)())
 
 
 # -- the other commands ----------------------------------------------------------------------
@@ -326,6 +342,8 @@ def _show(value: Any) -> str:
 def _help_line(f: dataclasses.Field) -> str:
     text = f.metadata.get("help", "")
     choices = f.metadata.get("choices")
+    if "choices_from" in f.metadata:
+        choices = registry_choices(f.metadata["choices_from"])
     if choices and "|" not in text and ", ".join(map(str, choices)) not in text:
         text += f" ({'|'.join(map(str, choices))})"
     return text
