@@ -181,8 +181,12 @@ def evaluate_run(
     hint = resolve_device(str(cli_cfg.trainer.device))
     info = init_distributed(bool(cli_cfg.trainer.distributed), hint)
     try:
-        loaded = load_run(run_dir, str(cli_cfg.trainer.device), info.local_rank,
-                          configure=lambda saved: apply_eval_overrides(saved, cli_cfg, overrides))
+        loaded = load_run(
+            run_dir,
+            str(cli_cfg.trainer.device),
+            info.local_rank,
+            configure=lambda saved: apply_eval_overrides(saved, cli_cfg, overrides),
+        )
         cfg = loaded.cfg
         label = loaded.task.evaluation_label()
         read_only = _read_only_reason(run_dir, loaded)
