@@ -107,6 +107,12 @@ USAGE_ERRORS = [
     ("export-missing-run-dir", ["export", "run=no_such_dir"], ["no_such_dir"]),
     ("export-bad-force", ["export", "run=somewhere", "force=maybe"], ["force", "maybe"]),
     ("export-unknown-option", ["export", "run=somewhere", "dest=x"], ["dest", "run"]),
+    ("bench-unknown-benchmark", ["bench", "nope"], ["benchmark", "nope", "graph"]),
+    ("bench-bad-bool", ["bench", "sampler", "quick=maybe"], ["quick", "maybe"]),
+    ("quickstart-bad-steps", ["quickstart", "steps=0"], ["steps"]),
+    ("screen-bad-gate-type", ["screen", "in=x.smi", "out=o", "gate.max_mw=heavy"],
+     ["gate.max_mw", "heavy"]),
+    ("train-bad-betas", ["train", "trainer.betas=[0.9,2]"], ["trainer.betas"]),
 ]  # fmt: skip
 
 
@@ -145,6 +151,29 @@ def test_usage_error_is_one_line_exit_2(
         assert needle in line, f"the error does not name {needle!r}: {where}"
     assert not out.stdout.strip(), where
     assert list(cwd.iterdir()) == [], f"bad input left files behind: {list(cwd.rglob('*'))}"
+
+
+def test_every_command_help_is_generated(tmp_path: Path) -> None:
+    """`<command> --help` exits 0, writes nothing, and lists the command's options."""
+    for command, needle in (("demos", "action_noise"), ("bench", "graph"), ("train", "betas"),
+                            ("screen", "gate.pains"), ("quickstart", "steps")):  # fmt: skip
+        out = cli([command, "--help"], tmp_path)
+        assert out.returncode == 0, out.stderr
+        assert needle in out.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_internal_error_exits_1_with_a_traceback(tmp_path: Path) -> None:
+    """A bug (here: a ValueError the CLI does not expect) is not a usage error."""
+    code = ("import sys; from sci_diffusion import cli\n"
+            "def boom(_):\n    raise ValueError('internal shape mismatch')\n"
+            "cli.REGISTRY['quickstart'] = cli.Command('x', (), cli.parse_quickstart, boom)\n"
+            "sys.exit(cli.main(['quickstart']))\n")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_env(),
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" in out.stderr and "internal shape mismatch" in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("error: internal error")
 
 
 # -- end to end: train, eval, sample -----------------------------------------------------
