@@ -50,12 +50,14 @@ CANDIDATES_CSV = "candidates.csv"
 REJECTED_CSV = "rejected.csv"
 METRICS_JSON = "metrics.json"
 GRID_SVG = "grid.svg"
+GRID_PNG = "grid.png"
 REPORT_MD = "report.md"
 OUTPUT_FILES: tuple[str, ...] = (
     CANDIDATES_SDF,
     CANDIDATES_CSV,
     REJECTED_CSV,
     GRID_SVG,
+    GRID_PNG,
     REPORT_MD,
     METRICS_JSON,
 )
@@ -190,18 +192,10 @@ def _write_sdf(path: Path, candidates: Sequence[MoleculeRecord], prov: Mapping[s
         writer.close()
 
 
-def grid_svg(candidates: Sequence[MoleculeRecord], size: int = 24, per_row: int = 6) -> str:
-    """2D drawings of the first ``size`` candidates as one SVG, captioned with index, QED, SA.
-
-    Parameters
-    ----------
-    candidates
-        Passed records (their :meth:`~sci_diffusion.chem.gate.MoleculeRecord.mol`).
-    size
-        At most this many molecules are drawn.
-    per_row
-        Molecules per grid row.
-    """
+def _grid_molecules(
+    candidates: Sequence[MoleculeRecord], size: int
+) -> tuple[list[Chem.Mol], list[str]]:
+    """Flat 2D copies of the first ``size`` drawable candidates and their captions."""
     mols, legends = [], []
     for record in candidates[:size]:
         mol = record.mol()
@@ -215,21 +209,56 @@ def grid_svg(candidates: Sequence[MoleculeRecord], size: int = 24, per_row: int 
             f"SA {props.get('sa_score', float('nan')):.1f}"
         )
         mols.append(mol)
+    return mols, legends
+
+
+NO_CANDIDATES = "no candidates passed the gate"
+
+
+def grid_svg(candidates: Sequence[MoleculeRecord], size: int = 24, per_row: int = 6) -> str:
+    """2D drawings of the first ``size`` candidates as one SVG, captioned with index, QED, SA.
+
+    Parameters
+    ----------
+    candidates
+        Passed records (their :meth:`~sci_diffusion.chem.gate.MoleculeRecord.mol`).
+    size
+        At most this many molecules are drawn.
+    per_row
+        Molecules per grid row.
+    """
+    mols, legends = _grid_molecules(candidates, size)
     if not mols:
         return (
             '<svg xmlns="http://www.w3.org/2000/svg" width="320" height="40">'
             '<rect width="320" height="40" fill="white"/>'
             '<text x="10" y="25" font-family="sans-serif" font-size="14">'
-            f"{escape('no candidates passed the gate')}</text></svg>\n"
+            f"{escape(NO_CANDIDATES)}</text></svg>\n"
         )
     svg = Draw.MolsToGridImage(
-        mols,
-        molsPerRow=min(per_row, len(mols)),
-        subImgSize=(220, 180),
-        legends=legends,
+        mols, molsPerRow=min(per_row, len(mols)), subImgSize=(220, 180), legends=legends,
         useSVG=True,
-    )
+    )  # fmt: skip
     return str(svg)
+
+
+def grid_png(candidates: Sequence[MoleculeRecord], size: int = 24, per_row: int = 6) -> bytes:
+    """The drawings of :func:`grid_svg` as PNG bytes (opens in every viewer)."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    mols, legends = _grid_molecules(candidates, size)
+    if mols:
+        image = Draw.MolsToGridImage(
+            mols, molsPerRow=min(per_row, len(mols)), subImgSize=(220, 180), legends=legends
+        )
+    else:
+        image = Image.new("RGB", (320, 40), "white")
+        ImageDraw.Draw(image).text((10, 14), NO_CANDIDATES, fill="black")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def _top_reasons(records: Sequence[MoleculeRecord], n: int = 10) -> list[tuple[str, str, int]]:
@@ -265,7 +294,9 @@ def report_markdown(
     ]
     if metrics.get("n_novelty_checked"):
         novel, checked = metrics["n_novel"], metrics["n_novelty_checked"]
-        lines.append(f"- novel (not in the training set): {novel} of {checked} sanitized inputs")
+        lines.append(f"- novel: {novel} of {checked} sanitized inputs (per input molecule, "
+                     "duplicates counted each time: canonical SMILES absent from the training "
+                     "set; not the EDM/DiGress novelty ratio over distinct valid molecules)")
     lines += [
         "",
         "## Checks, in order",
@@ -294,7 +325,7 @@ def report_markdown(
         f"- `{CANDIDATES_SDF}`, `{CANDIDATES_CSV}`: the {k} candidates with every check result",
         f"- `{REJECTED_CSV}`: the {n - k} rejected inputs with the first failing check",
         f"- `{METRICS_JSON}`: counts per check, alerts, the gate configuration",
-        f"- `{GRID_SVG}`: up to 24 candidates drawn",
+        f"- `{GRID_PNG}` (and `{GRID_SVG}`): up to 24 candidates drawn",
         "",
     ]
     return "\n".join(lines)
@@ -345,6 +376,7 @@ def write_outputs(
         _write_csv(tmp[CANDIDATES_CSV], rows, (*CANDIDATE_COLUMNS, *prov))
         _write_csv(tmp[REJECTED_CSV], [record_fields(r) for r in rejected], REJECTED_COLUMNS)
         tmp[GRID_SVG].write_text(grid_svg(candidates, grid_size))
+        tmp[GRID_PNG].write_bytes(grid_png(candidates, grid_size))
         tmp[REPORT_MD].write_text(report_markdown(records, metrics, prov))
         text = json.dumps(metrics, indent=2, sort_keys=True, default=str, allow_nan=True)
         tmp[METRICS_JSON].write_text(text + "\n")
