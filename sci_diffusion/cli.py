@@ -534,5 +534,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
 
 
+def __getattr__(name: str) -> Any:
+    if name == "TRAINER_TYPES":  # an old name, deprecated in sci_diffusion.config
+        import sci_diffusion.config as config
+
+        return config.TRAINER_TYPES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 if __name__ == "__main__":
     raise SystemExit(main())

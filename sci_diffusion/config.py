@@ -397,9 +397,11 @@ def _hydra_message(err: Exception, unknown: str = "config") -> str:
     merging = re.match(r"Error merging override (\S+)", text)
     cause = err.__cause__
     if merging and cause is not None:
-        key = merging.group(1).split("=", 1)[0].lstrip("+~")
+        override = merging.group(1)
+        key = _cli_key_path(override.split("=", 1)[0].lstrip("+~"))
+        shown = f"{key}={override.split('=', 1)[1]}" if "=" in override else key
         detail = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
-        return f"{_cli_key_path(key)}={merging.group(1).split('=', 1)[-1]}: {detail}"
+        return f"{shown}: {detail}"
     return " ".join(lines[:2])
 
 
