@@ -1,7 +1,8 @@
 """Benchmark tasks, installed as ``sci_diffusion.tasks``: each binds data, a model and an
-evaluation. Tasks are looked up by name and imported lazily, so that listing or running one
-task never imports another task's heavy dependencies (MuJoCo, RDKit)."""
+evaluation. A task config names its class by ``task.kind``; classes are imported lazily, so
+that listing or running one task never imports another task's heavy dependencies (MuJoCo,
+RDKit)."""
 
-from .registry import TASKS, build_task, task_names
+from .registry import KINDS, TASKS, build_task, task_kind, task_names
 
-__all__ = ["TASKS", "build_task", "task_names"]
+__all__ = ["KINDS", "TASKS", "build_task", "task_kind", "task_names"]
