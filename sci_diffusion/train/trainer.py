@@ -260,10 +260,14 @@ def train(cfg: DictConfig, run_dir: Path, resume: bool = False) -> TrainResult:
 def _write_training_card(trainer: Trainer, result: TrainResult) -> None:
     cfg, task = trainer.cfg, trainer.task
     d = cfg.task.diffusion
+    objective = (f"denoising regression, weighting={d.get('weighting', 'uniform')}, "
+                 f"time distribution={d.get('time_distribution', 'uniform')}")  # fmt: skip
+    method = getattr(task, "method", None)  # policy tasks: the method says what is trained
+    if getattr(method, "summary", "") and getattr(method, "name", "diffusion") != "diffusion":
+        objective = method.summary
     update_model_card(result.run_dir, "model", {
         "task": cfg.task.name,
-        "objective": f"denoising regression, weighting={d.get('weighting', 'uniform')}, "
-                     f"time distribution={d.get('time_distribution', 'uniform')}",
+        "objective": objective,
         "schedule": d.schedule,
         "parameterization": d.get("prediction", "x0 class probabilities (categorical)"),
         "architecture": f"{type(trainer.net).__name__} "
