@@ -1,0 +1,93 @@
+"""The MT50 commands: the expert on every task, the default recipe on a list (tiny budgets)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("metaworld")
+
+from sci_diffusion.bench import metaworld as bench
+
+
+def test_doc_section_is_replaced_in_place_and_appended_when_absent(tmp_path):
+    doc = tmp_path / "doc.md"
+    doc.write_text("# Title\n\n<!-- x:begin -->\nold\n<!-- x:end -->\n\n## After\n")
+    bench.write_doc_section(doc, "x", "new table\n")
+    bench.write_doc_section(doc, "x", "newer table")
+    expected = "# Title\n\n<!-- x:begin -->\nnewer table\n<!-- x:end -->\n\n## After\n"
+    assert doc.read_text() == expected
+    bench.write_doc_section(doc, "y", "appended")
+    assert doc.read_text().endswith("## After\n\n<!-- y:begin -->\nappended\n<!-- y:end -->\n")
+
+
+def _row(name, length, rate=1.0):
+    return {"env_name": name, "mean_length": length, "success_rate": rate}
+
+
+def test_hardest_tasks_are_the_longest_expert_episodes(tmp_path):
+    rows = [_row("reach-v3", 50), _row("assembly-v3", 300), _row("push-v3", 120),
+            _row("hammer-v3", 300, 0.8)]  # fmt: skip
+    assert bench.hardest_tasks(rows, 3) == ["hammer-v3", "assembly-v3", "push-v3"]
+    path = tmp_path / "experts.json"
+    path.write_text(json.dumps({"rows": rows}))
+    assert bench.resolve_tasks(["hardest:2", "reach-v3", "hammer-v3"], path) == [
+        "hammer-v3", "assembly-v3", "reach-v3"]  # fmt: skip
+    assert len(bench.resolve_tasks(["all"], None)) == 50
+    with pytest.raises(ValueError, match="needs the expert"):
+        bench.resolve_tasks(["hardest:3"], None)
+    with pytest.raises(ValueError, match="peg-insert-side-v3"):
+        bench.resolve_tasks(["peg-insertion-side-v3"], None)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_measure_experts_writes_json_and_table(tmp_path, jobs):
+    doc = tmp_path / "robotics.md"
+    doc.write_text("intro\n<!-- mt50-experts:begin -->\n<!-- mt50-experts:end -->\ntail\n")
+    out = tmp_path / "experts.json"
+    tasks = ["reach-v3", "peg-insert-side-v3"]
+    result = bench.measure_experts(tasks, episodes=2, jobs=jobs, out=out, doc=doc,
+                                   machine="test machine", date="2026-12-03",
+                                   progress=False)  # fmt: skip
+    assert [r["env_name"] for r in result["rows"]] == tasks
+    saved = json.loads(out.read_text())
+    for row in saved["rows"]:
+        assert row["episodes"] == 2 and 0 <= row["successes"] <= 2
+        assert 1 <= row["mean_length"] <= 500 and row["seconds"] > 0
+        assert row["success_ci95"][0] <= row["success_rate"] <= row["success_ci95"][1]
+    reach = saved["rows"][0]
+    assert reach["successes"] == 2 and reach["mean_length"] < 200  # reaching is quick
+    text = doc.read_text()
+    assert text.startswith("intro\n") and text.endswith("tail\n")
+    assert "| `reach-v3` | 2/2 |" in text and "`peg-insert-side-v3`" in text
+    assert "2026-12-03 on a test machine" in text
+
+
+def test_train_eval_tiny_budget_writes_results_and_table(tmp_path, monkeypatch):
+    """The whole pipeline (``sci-diffusion train`` then ``eval`` in child processes) on a
+    20-step budget: the table holds the policy beside the expert, with the budget."""
+    monkeypatch.setenv("SCI_DIFFUSION_CACHE", str(tmp_path / "cache"))
+    experts = tmp_path / "experts.json"
+    experts.write_text(json.dumps({"rows": [{
+        "env_name": "reach-v3", "episodes": 50, "successes": 50, "success_rate": 1.0,
+        "success_ci95": [0.93, 1.0], "mean_length": 55.0}]}))  # fmt: skip
+    doc = tmp_path / "benchmarks.md"
+    results = tmp_path / "results"
+    train = ["trainer.max_steps=20", "trainer.progress=false", "task.data.episodes=2",
+             "task.eval.episodes=2", "task.eval.n_envs=2", "task.eval.videos=0",
+             "task.eval.latency_repeats=1"]  # fmt: skip
+    rows = bench.train_eval(["reach-v3"], runs_dir=tmp_path / "runs", results_dir=results,
+                            expert_json=experts, doc=doc, train_overrides=train,
+                            progress=False)  # fmt: skip
+    (row,) = rows
+    assert row["episodes"] == 2 and row["step"] == 20 and row["budget"]["max_steps"] == 20
+    assert row["budget"]["demo_episodes"] == 2 and row["budget"]["model"] == "mlp"
+    assert json.loads((results / "reach-v3.json").read_text())["env_name"] == "reach-v3"
+    text = doc.read_text()
+    assert "<!-- mt50-policy:begin -->" in text and "| `reach-v3` | 55 |" in text
+    assert "| 50/50 | [0.93, 1.00] |" in text and "20 steps at batch 256" in text
+    assert "task.env_name=<name> trainer.max_steps=20" in text
+    # A finished task is skipped on the next call (a long run can be continued).
+    assert bench.train_eval(["reach-v3"], runs_dir=tmp_path / "runs", results_dir=results,
+                            progress=False) == []  # fmt: skip
