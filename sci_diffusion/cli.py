@@ -471,7 +471,7 @@ LEGACY_INPUT_CHECKS: dict[str, frozenset[str]] = {
     "sci_diffusion.core.sampler_config": frozenset({"sampler_settings", "start_time"}),
     "sci_diffusion.envs.demos": frozenset({"_check_action_noise", "collect_demos"}),
     "sci_diffusion.envs.registry": frozenset({"get_task", "_no_env_name"}),
-    "sci_diffusion.tasks.registry": frozenset({"build_task"}),
+    "sci_diffusion.tasks.registry": frozenset({"build_task", "task_kind"}),
     "sci_diffusion.tasks.policy": frozenset({"build_network"}),
 }  # fmt: skip
 """Functions that validate user input with a plain ``ValueError`` (compatibility, until they
