@@ -473,6 +473,8 @@ LEGACY_INPUT_CHECKS: dict[str, frozenset[str]] = {
     "sci_diffusion.envs.registry": frozenset({"get_task", "_no_env_name"}),
     "sci_diffusion.tasks.registry": frozenset({"build_task", "task_kind"}),
     "sci_diffusion.tasks.policy": frozenset({"build_network"}),
+    "sci_diffusion.tasks.molecule_graph": frozenset({"data"}),
+    "sci_diffusion.tasks.molecule_3d": frozenset({"data"}),
 }  # fmt: skip
 """Functions that validate user input with a plain ``ValueError`` (compatibility, until they
 raise UserInputError): a ``ValueError`` raised directly in one of them is a user error; the
