@@ -14,6 +14,14 @@ step. Pusher is measured at its default 100-step horizon and at the longer horiz
 ``info["success"]`` at any step within the env's ``max_path_length`` (the benchmark
 convention); the success rate at the final step and the mean first-success step are reported
 too.
+
+All 50 Meta-World tasks (MT50, the names of Meta-World's own registry), ``--jobs`` worker
+processes, the table written into docs/robotics.md::
+
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/measure_experts.py --mt50 --jobs 2 \
+        [--mw-episodes 50] [--out mt50.json] [--doc docs/robotics.md]
+
+is ``python -m sci_diffusion.bench.metaworld experts`` (:func:`measure_experts` there).
 """
 
 from __future__ import annotations
@@ -98,8 +106,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pusher-steps", type=int, nargs="+", default=[100, 300])
     parser.add_argument("--only", nargs="+", default=None, help="reacher, pusher, or MW names")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
+    parser.add_argument("--mt50", action="store_true",
+                        help="every Meta-World task instead (sci_diffusion.bench.metaworld)")
+    parser.add_argument("--jobs", type=int, default=2, help="--mt50: worker processes")
+    parser.add_argument("--doc", default=None, help="--mt50: Markdown file for the table")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
+    if args.mt50:
+        from pathlib import Path
+
+        from sci_diffusion.bench.metaworld import expert_table, measure_experts
+
+        out = Path(args.out) if args.out else None
+        result = measure_experts(args.only, episodes=args.mw_episodes, jobs=args.jobs, out=out,
+                                 doc=Path(args.doc) if args.doc else None,
+                                 command="python scripts/measure_experts.py --mt50 "
+                                 f"--jobs {args.jobs}")  # fmt: skip
+        print(expert_table(result, json_path=out))
+        return 0
 
     want = set(args.only) if args.only else None
     rows: list[dict[str, Any]] = []

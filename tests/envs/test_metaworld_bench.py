@@ -91,3 +91,18 @@ def test_train_eval_tiny_budget_writes_results_and_table(tmp_path, monkeypatch):
     # A finished task is skipped on the next call (a long run can be continued).
     assert bench.train_eval(["reach-v3"], runs_dir=tmp_path / "runs", results_dir=results,
                             progress=False) == []  # fmt: skip
+
+
+def test_measure_experts_script_mt50_delegates(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "mt.json"
+    proc = subprocess.run([sys.executable, str(root / "scripts" / "measure_experts.py"), "--mt50",
+                           "--only", "reach-v3", "--mw-episodes", "1", "--jobs", "1", "--out",
+                           str(out)], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "| `reach-v3` | 1/1 |" in proc.stdout
+    assert json.loads(out.read_text())["rows"][0]["env_name"] == "reach-v3"
