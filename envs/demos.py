@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from sci_diffusion.envs.episodes import ExpertActor, check_action_noise, play_episodes
+from sci_diffusion.io.errors import UserInputError
 from sci_diffusion.io.files import publish, temp_path
 from sci_diffusion.io.video import VIDEO_FPS, encode_video, write_video  # noqa: F401 (old names)
 
@@ -64,7 +65,7 @@ DEMOS_FILE = "demos.hdf5"
 META_FILE = "meta.json"
 
 
-class DemoFormatError(ValueError):
+class DemoFormatError(UserInputError):
     """A demonstration directory is missing, truncated or inconsistent (message: file, problem,
     fix)."""
 
@@ -212,9 +213,12 @@ def collect_demos(
 
     spec = get_task(task)
     if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
+        raise UserInputError(f"episodes must be >= 1, got {episodes}; pass episodes=<N>")
     if render < 0 or render > episodes:
-        raise ValueError(f"render must be in [0, episodes={episodes}], got {render}")
+        raise UserInputError(
+            f"render must be in [0, episodes={episodes}], got {render}; "
+            "render=k films the first k episodes"
+        )
     check_action_noise(action_noise)
     if spec.needs_env_name and env_name is None:
         env_name = DEFAULT_METAWORLD_ENV

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from sci_diffusion.io.errors import UserInputError
 from sci_diffusion.io.progress import Progress
 
 __all__ = [
@@ -154,9 +155,12 @@ class FunctionActor(Actor):
 
 
 def check_action_noise(action_noise: float) -> None:
-    """``ValueError`` unless ``action_noise >= 0`` (NaN refused)."""
+    """:class:`UserInputError` unless ``action_noise >= 0`` (NaN refused)."""
     if not action_noise >= 0:  # also refuses NaN
-        raise ValueError(f"action_noise must be >= 0 (and not NaN), got {action_noise}")
+        raise UserInputError(
+            f"action_noise must be >= 0 (and not NaN), got {action_noise}; "
+            "pass action_noise=0 for clean expert actions"
+        )
 
 
 class _Noise:

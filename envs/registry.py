@@ -37,6 +37,7 @@ from sci_diffusion.envs.experts.success import (
     REACHER_SUCCESS,
     SuccessRule,
 )
+from sci_diffusion.io.errors import UserInputError
 
 __all__ = ["DEFAULT_METAWORLD_ENV", "ENV_TASKS", "EnvTask", "get_task", "metaworld_env_names"]
 
@@ -87,7 +88,9 @@ class EnvTask:
 
 def _no_env_name(task: str, env_name: str | None) -> None:
     if env_name is not None:
-        raise ValueError(f"task {task!r} takes no env_name (only task 'metaworld' does)")
+        raise UserInputError(
+            f"task {task!r} takes no env_name (only task 'metaworld' does); leave env_name= out"
+        )
 
 
 # -- multimodal ---------------------------------------------------------------------------------
@@ -227,7 +230,8 @@ ENV_TASKS: dict[str, EnvTask] = {
 
 
 def get_task(name: str) -> EnvTask:
-    """The :class:`EnvTask` called ``name``; ``ValueError`` listing the names if unknown."""
+    """The :class:`EnvTask` called ``name``; :class:`UserInputError` listing the names if
+    unknown."""
     if name not in ENV_TASKS:
-        raise ValueError(f"unknown task {name!r}; available: {', '.join(ENV_TASKS)}")
+        raise UserInputError(f"unknown task {name!r}; available: {', '.join(ENV_TASKS)}")
     return ENV_TASKS[name]

@@ -454,39 +454,23 @@ def _command_help(command: str) -> str:
 
 # -- errors and main ---------------------------------------------------------------------------
 
-USER_ERROR_TYPES = (
-    "sci_diffusion.io.checkpoint.CheckpointError",
-    "sci_diffusion.chem.gate.GateConfigError",
-    "sci_diffusion.chem.screen.ScreenInputError",
-    "sci_diffusion.envs.demos.DemoFormatError",
-)
-"""User-error classes that do not derive from UserInputError yet (compatibility)."""
+USER_ERROR_TYPES: tuple[str, ...] = ()
+"""Deprecated and empty: every user-error class now derives from UserInputError (kept so that
+code importing the name keeps working)."""
 
 LEGACY_INPUT_CHECKS: dict[str, frozenset[str]] = {
-    "sci_diffusion.train.trainer": frozenset({"train"}),
-    "sci_diffusion.train.evaluate": frozenset(
-        {"_newest_verified", "load_run", "apply_eval_overrides", "evaluate_run"}),
-    "sci_diffusion.train.embedded": frozenset({"_source_checkpoint", "export_embedded"}),
-    "sci_diffusion.train.distributed": frozenset({"init_distributed", "resolve_device"}),
+    # The core (layer 0) cannot import sci_diffusion.io; its sampler checks back up the schema's
+    # (sampler.steps, sampler.t_start) for configs saved by older versions.
     "sci_diffusion.core.sampler_config": frozenset({"sampler_settings", "start_time"}),
-    "sci_diffusion.envs.demos": frozenset({"_check_action_noise", "collect_demos"}),
-    "sci_diffusion.envs.registry": frozenset({"get_task", "_no_env_name"}),
-    "sci_diffusion.tasks.registry": frozenset({"build_task", "task_kind"}),
-    "sci_diffusion.tasks.policy": frozenset({"build_network"}),
-    "sci_diffusion.tasks.molecule_graph": frozenset({"data"}),
-    "sci_diffusion.tasks.molecule_3d": frozenset({"data"}),
 }  # fmt: skip
-"""Functions that validate user input with a plain ``ValueError`` (compatibility, until they
-raise UserInputError): a ``ValueError`` raised directly in one of them is a user error; the
-same type raised anywhere else is a bug."""
+"""Functions that validate user input with a plain ``ValueError`` because they cannot import
+:mod:`sci_diffusion.io.errors`: a ``ValueError`` raised directly in one of them is a user
+error; the same type raised anywhere else is a bug."""
 
 
 def is_user_error(err: BaseException) -> bool:
     """True for a mistake in the user's input (exit 2), false for a bug or failure (exit 1)."""
     if isinstance(err, UserInputError):
-        return True
-    names = {f"{k.__module__}.{k.__qualname__}" for k in type(err).__mro__}
-    if names & set(USER_ERROR_TYPES):
         return True
     if type(err) is not ValueError or err.__traceback__ is None:
         return False

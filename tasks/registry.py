@@ -12,6 +12,8 @@ import importlib
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from sci_diffusion.io.errors import UserInputError
+
 if TYPE_CHECKING:
     from .base import Task
 
@@ -44,10 +46,10 @@ def task_kind(cfg: Any) -> str:
     """``cfg.task.kind``, or the kind of a known task name for configs saved without one."""
     kind = cfg.task.get("kind") or _LEGACY_KINDS.get(str(cfg.task.get("name")))
     if kind is None:
-        raise ValueError(f"task {cfg.task.get('name')!r} has no task.kind; set task.kind to one "
-                         f"of {', '.join(KINDS)}")  # fmt: skip
+        raise UserInputError(f"task {cfg.task.get('name')!r} has no task.kind; set task.kind "
+                             f"to one of {', '.join(KINDS)}")  # fmt: skip
     if kind not in KINDS:
-        raise ValueError(f"unknown task.kind {kind!r}; available: {', '.join(KINDS)}")
+        raise UserInputError(f"unknown task.kind {kind!r}; available: {', '.join(KINDS)}")
     return str(kind)
 
 

@@ -230,14 +230,26 @@ def test_a_diverged_run_exits_1_with_one_line(quickstart_raises, capsys) -> None
 
 
 def test_a_legacy_input_check_counts_as_a_user_error() -> None:
-    """A plain ValueError raised directly by a function listed in LEGACY_INPUT_CHECKS is a
-    user error; the same type raised anywhere else is a bug."""
-    from sci_diffusion.train.evaluate import load_run
+    """A plain ValueError raised directly by a function listed in LEGACY_INPUT_CHECKS (the
+    core's sampler checks, which cannot import UserInputError) is a user error; the same type
+    raised anywhere else is a bug."""
+    from omegaconf import OmegaConf
+
+    from sci_diffusion.core.sampler_config import start_time
 
     with pytest.raises(ValueError) as info:
-        load_run(Path("no_such_run_dir"))
+        start_time(OmegaConf.create({"t_start": 0.0}))
     assert cli.is_user_error(info.value)
     try:
         int("x")
     except ValueError as err:
         assert not cli.is_user_error(err)
+
+
+def test_the_input_checks_raise_user_input_error() -> None:
+    """The run loader's checks raise UserInputError (still a ValueError for old callers)."""
+    from sci_diffusion.train.evaluate import load_run
+
+    with pytest.raises(UserInputError, match="no_such_run_dir"):
+        load_run(Path("no_such_run_dir"))
+    assert cli.USER_ERROR_TYPES == ()

@@ -52,6 +52,8 @@ from typing import Any
 from rdkit import Chem, rdBase
 from rdkit.Chem import FilterCatalog
 
+from sci_diffusion.io.errors import UserInputError
+
 from ._deprecated import moved_names
 from .parallel import map_chunks, resolve_processes
 from .plausibility import PLAUSIBILITY_CHECKS, PlausibilityConfig, check_plausibility
@@ -102,7 +104,7 @@ _INCHIKEY = re.compile(r"^[A-Z]{14}-[A-Z]{10}-[A-Z]$")
 _SYMBOLS = frozenset(Chem.GetPeriodicTable().GetElementSymbol(z) for z in range(1, 119))
 
 
-class GateConfigError(ValueError):
+class GateConfigError(UserInputError):
     """A gate configuration with an unknown key, a value of the wrong type or an invalid value."""
 
 

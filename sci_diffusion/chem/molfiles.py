@@ -20,6 +20,8 @@ from pathlib import Path
 
 from rdkit import Chem, rdBase
 
+from sci_diffusion.io.errors import UserInputError
+
 from .sanitize import condense_parse_log, rdkit_errors, sanitize
 
 __all__ = [
@@ -44,7 +46,7 @@ SDF_SUFFIXES: tuple[str, ...] = (".sdf", ".sd", ".mol")
 """SDF files: records separated by ``$$$$`` (a ``.mol`` file is one record without it)."""
 
 
-class UnknownFormatError(ValueError):
+class UnknownFormatError(UserInputError):
     """A file name with none of the known suffixes."""
 
 

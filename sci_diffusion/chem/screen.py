@@ -30,6 +30,8 @@ from typing import Any
 
 from rdkit import Chem, rdBase
 
+from sci_diffusion.io.errors import UserInputError
+
 from ._deprecated import renamed
 from .gate import (
     GateConfig,
@@ -52,7 +54,7 @@ MAX_REPORTED_INPUT_ERRORS = 20
 """``metrics.json`` lists this many unreadable inputs; ``rejected.csv`` has all of them."""
 
 
-class ScreenInputError(ValueError):
+class ScreenInputError(UserInputError):
     """The input file cannot be screened at all (missing, unknown format, binary, empty)."""
 
 

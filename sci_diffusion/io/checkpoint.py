@@ -56,6 +56,7 @@ import safetensors.torch
 import torch
 from torch import Tensor
 
+from .errors import UserInputError
 from .files import publish, temp_path
 
 __all__ = [
@@ -90,7 +91,7 @@ _OPTIM_STATE = "optim.state"
 _OPTIM_GROUPS = "optim.param_groups"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserInputError):
     """A checkpoint (or the state to put in one) was refused.
 
     The message names the file, what is wrong with it, and what to do about it.

@@ -11,6 +11,8 @@ import importlib
 import pkgutil
 from types import ModuleType
 
+from sci_diffusion.io.errors import UserInputError
+
 __all__ = ["load_plugin", "plugin_names"]
 
 
@@ -22,9 +24,9 @@ def plugin_names(package: str) -> list[str]:
 
 
 def load_plugin(package: str, name: str, what: str, key: str) -> ModuleType:
-    """The module ``<package>.<name>``; an unknown name raises ``ValueError`` naming the config
+    """The module ``<package>.<name>``; an unknown name raises ``UserInputError`` naming the config
     ``key`` it came from, ``what`` the entries are and the available ones."""
     names = plugin_names(package)
     if name not in names:
-        raise ValueError(f"{key} {name!r} is not a {what}; available: {', '.join(names)}")
+        raise UserInputError(f"{key} {name!r} is not a {what}; available: {', '.join(names)}")
     return importlib.import_module(f"{package}.{name}")

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from sci_diffusion.io.errors import UserInputError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -29,7 +31,7 @@ def init_distributed(enabled: bool, device: torch.device) -> DistInfo:
     if not enabled:
         return DistInfo()
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
-        raise ValueError(
+        raise UserInputError(
             "trainer.distributed=true needs torchrun's environment (RANK, WORLD_SIZE); launch with "
             "`torchrun --nproc_per_node=N -m sci_diffusion train ... trainer.distributed=true`"
         )
@@ -54,7 +56,9 @@ def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
         )
     device = torch.device(spec)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("trainer.device=cuda but CUDA is not available; use trainer.device=auto")
+        raise UserInputError(
+            f"trainer.device={spec} but CUDA is not available; use trainer.device=auto or cpu"
+        )
     if device.type == "cuda" and device.index is None:
         device = torch.device(f"cuda:{local_rank}")
     return device

@@ -40,6 +40,7 @@ from sci_diffusion.io.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from sci_diffusion.io.errors import UserInputError
 from sci_diffusion.io.rundir import CHECKPOINT_DIR, CONFIG_FILE
 
 __all__ = [
@@ -104,11 +105,11 @@ def _file_sha256(path: Path) -> str:
 def _source_checkpoint(run_dir: Path) -> Path:
     """The newest verified checkpoint of ``run_dir`` (clear errors when there is none)."""
     if not run_dir.is_dir():
-        raise ValueError(f"run directory {run_dir} does not exist; pass run=<a train run dir>")
+        raise UserInputError(f"run directory {run_dir} does not exist; pass run=<a train run dir>")
     folder = run_dir / CHECKPOINT_DIR
     found = list_checkpoints(folder)
     if not found:
-        raise ValueError(f"no checkpoint in {folder}; train first")
+        raise UserInputError(f"no checkpoint in {folder}; train the run first or pass another run=")
     path = latest_checkpoint(folder)
     if path is None:
         load_checkpoint(found[-1])  # raises the CheckpointError that says what is wrong
@@ -141,7 +142,7 @@ def export_embedded(
     never half-written. An existing ``dest`` is replaced only with ``force=True``.
 
     Raises:
-        ValueError: no such run / no checkpoint / ``task`` differs from the run's task /
+        UserInputError: no such run / no checkpoint / ``task`` differs from the run's task /
             ``dest`` exists without ``force``.
         CheckpointError: the source checkpoint fails verification or has no EMA weights.
     """
@@ -151,13 +152,16 @@ def export_embedded(
     config = meta.get("config") or {}
     run_task = str(config.get("task", {}).get("name", ""))
     if task is not None and task != run_task:
-        raise ValueError(f"task={task} but run {run_dir} trained task {run_task!r}; "
+        raise UserInputError(f"task={task} but run {run_dir} trained task {run_task!r}; "
                          "pass that task or leave task= out")  # fmt: skip
     if not _TASK_NAME.match(run_task):
-        raise ValueError(f"run {run_dir} has no usable task name in its config ({run_task!r})")
+        raise UserInputError(
+            f"run {run_dir} has no usable task name in its config "
+            f"({run_task!r}); export a run written by sci-diffusion train"
+        )
     dest = Path(dest) if dest is not None else EMBEDDED_DIR / run_task
     if dest.exists() and not force:
-        raise ValueError(f"{dest} already exists; pass force=true to replace it")
+        raise UserInputError(f"{dest} already exists; pass force=true to replace it")
 
     ema = {
         name: tensor.float() if tensor.is_floating_point() else tensor

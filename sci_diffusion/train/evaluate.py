@@ -24,6 +24,7 @@ from sci_diffusion.io.checkpoint import (
     list_checkpoints,
     load_checkpoint,
 )
+from sci_diffusion.io.errors import UserInputError
 from sci_diffusion.io.files import write_json_atomic
 from sci_diffusion.io.rundir import CHECKPOINT_DIR, METRICS_FILE
 from sci_diffusion.tasks import build_task
@@ -54,7 +55,10 @@ def _newest_verified(folder: Path) -> Path:
     if path is None:
         found = list_checkpoints(folder)
         if not found:
-            raise ValueError(f"no valid checkpoint in {folder}; train first")
+            raise UserInputError(
+                f"no checkpoint in {folder}; train the run first "
+                "(sci-diffusion train ...) or pass another run="
+            )
         try:
             load_checkpoint(found[-1])
         except CheckpointError as err:
@@ -77,7 +81,7 @@ def load_run(
     the run's saved config to the final one (e.g. :func:`apply_eval_overrides`) before the task
     is built, so the task is built once, from the config it is evaluated with."""
     if not run_dir.is_dir():
-        raise ValueError(f"run directory {run_dir} does not exist; pass run=<a train run dir>")
+        raise UserInputError(f"run directory {run_dir} does not exist; pass run=<a train run dir>")
     path = _newest_verified(run_dir / CHECKPOINT_DIR)
     tensors, meta = load_checkpoint(path)
     cfg = OmegaConf.create(meta["config"])
@@ -135,7 +139,10 @@ def apply_eval_overrides(cfg: DictConfig, cli_cfg: DictConfig, overrides: list[s
         cfg.task.eval.n_samples = int(cli_cfg.n)
     if cli_cfg.get("episodes") is not None:
         if "episodes" not in cfg.task.eval:
-            raise ValueError(f"episodes= applies to policy tasks; {cfg.task.name} has none")
+            raise UserInputError(
+                f"episodes= applies to policy tasks; {cfg.task.name} has no "
+                "episodes: leave episodes= out (use n= for samples)"
+            )
         cfg.task.eval.episodes = int(cli_cfg.episodes)
     for key in keys:
         if key.startswith("task.eval."):
@@ -191,13 +198,13 @@ def evaluate_run(
         label = loaded.task.evaluation_label()
         read_only = _read_only_reason(run_dir, loaded)
         if read_only and out_dir is None:
-            raise ValueError(f"{run_dir} {read_only}: nothing is written there; "
+            raise UserInputError(f"{run_dir} {read_only}: nothing is written there; "
                              "pass out=<dir> (sci-diffusion sample ... out=<dir>)")  # fmt: skip
         out_dir = out_dir or run_dir / "eval" / evaluation_folder(label)
         seed = int(cfg.task.eval.get("seed", 0)) + 1_000_003 * info.rank  # disjoint streams
         generator = torch.Generator(device=loaded.device).manual_seed(seed)
         if info.enabled and not loaded.task.sharded_evaluation:
-            raise ValueError(
+            raise UserInputError(
                 f"{cfg.task.name} evaluation runs on one process; run it without "
                 "torchrun / trainer.distributed"
             )

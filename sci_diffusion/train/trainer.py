@@ -32,6 +32,7 @@ from sci_diffusion.io.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from sci_diffusion.io.errors import UserInputError
 from sci_diffusion.io.progress import Progress
 from sci_diffusion.io.rundir import CHECKPOINT_DIR, RunLogger, git_commit, save_config
 from sci_diffusion.tasks import build_task
@@ -232,12 +233,13 @@ def train(cfg: DictConfig, run_dir: Path, resume: bool = False) -> TrainResult:
         if resume:
             path = latest_checkpoint(run_dir / CHECKPOINT_DIR)
             if path is None:
-                raise ValueError(
-                    f"nothing to resume: no valid checkpoint in {run_dir / CHECKPOINT_DIR}"
+                raise UserInputError(
+                    f"nothing to resume: no valid checkpoint in {run_dir / CHECKPOINT_DIR}; "
+                    "pass resume=<a train run dir that has checkpoints>"
                 )
             trainer.restore(path)
             if trainer.step >= int(cfg.trainer.max_steps):
-                raise ValueError(
+                raise UserInputError(
                     f"trainer.max_steps={cfg.trainer.max_steps} is not beyond step {trainer.step} "
                     f"of {path.name}; pass a larger trainer.max_steps to continue training"
                 )

@@ -19,6 +19,8 @@ import importlib
 import pkgutil
 from typing import TYPE_CHECKING
 
+from sci_diffusion.io.errors import UserInputError
+
 if TYPE_CHECKING:
     from ..featurize import GraphDataset
 
@@ -68,8 +70,8 @@ class MoleculeDataset:
         cache: bool = True,
     ) -> GraphDataset:
         """3D graphs of one split: a :class:`~..featurize.GraphDataset` with ``positions``."""
-        raise ValueError(
-            f"data set {self.name!r} has no 3D structures; 3D tasks need one that has "
+        raise UserInputError(
+            f"data set {self.name!r} has no 3D structures; set task.data.dataset to one that has "
             f"(available: {', '.join(n for n in dataset_names() if get_dataset(n).has_3d)})"
         )
 
@@ -92,20 +94,25 @@ def get_dataset(name: str) -> MoleculeDataset:
 
     Raises
     ------
-    ValueError
+    UserInputError
         No such data set, or its module defines no ``DATASET``.
     """
     module_name = name if "." in name else f"{__name__}.{name}"
     if "." not in name and name not in dataset_names():
-        raise ValueError(
+        raise UserInputError(
             f"unknown molecule data set {name!r}; available: {', '.join(dataset_names())} "
             "(or the dotted path of a module that defines DATASET)"
         )
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as err:
-        raise ValueError(f"molecule data set {name!r}: cannot import it: {err}") from None
+        raise UserInputError(
+            f"molecule data set {name!r}: cannot import it: {err}; check task.data.dataset"
+        ) from None
     dataset = getattr(module, "DATASET", None)
     if not isinstance(dataset, MoleculeDataset):
-        raise ValueError(f"molecule data set module {module_name} defines no DATASET")
+        raise UserInputError(
+            f"molecule data set module {module_name} defines no DATASET "
+            "(a MoleculeDataset instance); check task.data.dataset"
+        )
     return dataset

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sci_diffusion.io.errors import UserInputError
+
 from . import MoleculeDataset
 
 if TYPE_CHECKING:
@@ -25,7 +27,10 @@ class MOSES(MoleculeDataset):
         from ..featurize import moses_graphs
 
         if hydrogens:
-            raise ValueError("moses: hydrogens as nodes are not available (MOSES_VOCAB has no H)")
+            raise UserInputError(
+                "moses: hydrogens as nodes are not available (MOSES_VOCAB has "
+                "no H); set task.data.hydrogens=false"
+            )
         return moses_graphs(split, limit=limit, cache=cache)
 
     def smiles(self, split: str = "train") -> list[str]:

@@ -16,6 +16,8 @@ from typing import Any
 
 from torch import nn
 
+from sci_diffusion.io.errors import UserInputError
+
 from ..plugins import load_plugin, plugin_names
 
 __all__ = ["backbone_class", "backbone_names", "build_backbone"]
@@ -27,7 +29,7 @@ def backbone_names() -> list[str]:
 
 
 def backbone_class(name: str) -> type[nn.Module]:
-    """The class of the backbone ``name`` (``ValueError`` listing the choices if unknown)."""
+    """The class of the backbone ``name`` (``UserInputError`` listing the choices if unknown)."""
     return load_plugin(__name__, str(name), "policy backbone", "model").BACKBONE
 
 
@@ -41,9 +43,18 @@ def _plain(value: Any) -> Any:
 def build_backbone(
     model_cfg: Any, *, action_dim: int, obs_dim: int, n_obs_steps: int, horizon: int
 ) -> nn.Module:
-    """A fresh backbone from a ``cfg.model`` node (``name`` plus the backbone's options)."""
+    """A fresh backbone from a ``cfg.model`` node (``name`` plus the backbone's options).
+
+    The backbones check their options in their constructors with ``ValueError`` (the networks
+    live in :mod:`sci_diffusion.nets`, below the error family); such a refusal is a config
+    mistake and is raised again as :class:`UserInputError` naming ``model=``."""
+    name = str(model_cfg["name"])
+    cls = backbone_class(name)
     options = {str(k): _plain(v) for k, v in model_cfg.items() if k != "name"}
-    return backbone_class(str(model_cfg["name"]))(
-        action_dim=action_dim, obs_dim=obs_dim, n_obs_steps=n_obs_steps, horizon=horizon,
-        **options,
-    )  # fmt: skip
+    try:
+        return cls(action_dim=action_dim, obs_dim=obs_dim, n_obs_steps=n_obs_steps,
+                   horizon=horizon, **options)  # fmt: skip
+    except UserInputError:
+        raise
+    except ValueError as err:
+        raise UserInputError(f"model={name}: {err}; change the model.* option it names") from err

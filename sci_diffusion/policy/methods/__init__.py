@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from torch import Tensor
 
 from sci_diffusion.core import Denoiser
+from sci_diffusion.io.errors import UserInputError
 
 from ..plugins import load_plugin, plugin_names
 
@@ -76,7 +77,7 @@ def method_names() -> list[str]:
 
 
 def method_class(name: str) -> type[PolicyMethod]:
-    """The class of the method ``name`` (``ValueError`` listing the choices if unknown)."""
+    """The class of the method ``name`` (``UserInputError`` listing the choices if unknown)."""
     return load_plugin(__name__, str(name), "policy method", "policy").METHOD
 
 
@@ -90,7 +91,7 @@ def method_name(policy_cfg: Any) -> str:
                       DeprecationWarning, stacklevel=3)  # fmt: skip
         name = policy_cfg.get("kind")
     if name is None:
-        raise ValueError(f"policy.name is missing; choose policy=<{'|'.join(method_names())}>")
+        raise UserInputError(f"policy.name is missing; choose policy=<{'|'.join(method_names())}>")
     return str(name)
 
 
