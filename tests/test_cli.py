@@ -176,6 +176,82 @@ def test_an_internal_error_exits_1_with_a_traceback(tmp_path: Path) -> None:
     assert out.stderr.strip().splitlines()[-1].startswith("error: internal error")
 
 
+# Each user-error class, reached through a real command on a bad input file: exit 2, one line.
+# (id, files to write {name: text}, argv, substrings the error line must contain)
+INPUT_FILE_ERRORS = [
+    ("CheckpointError", {"run/checkpoints/step_00000010.safetensors": "junk"},
+     ["eval", "run=run"], ["run/checkpoints", "passes verification"]),
+    ("GateConfigError", {"a.smi": "CCO\n", "gate.yaml": "colour: red\n"},
+     ["screen", "in=a.smi", "out=o", "config=gate.yaml"], ["colour"]),
+    ("ScreenInputError", {}, ["screen", "in=missing.smi", "out=o"], ["missing.smi"]),
+    ("UnknownFormatError", {"a.xyz": "CCO\n"}, ["screen", "in=a.xyz", "out=o"],
+     ["a.xyz", ".smi"]),
+    ("DemoFormatError", {"bad_demos/README": ""},
+     ["train", "task=multimodal", "task.data.demos=bad_demos", "trainer.max_steps=2",
+      "hydra.run.dir=r"], ["bad_demos", "meta.json"]),
+    ("backbone-option", {"bad_demos/README": ""},
+     ["train", "task=multimodal", "task.data.demos=bad_demos", "model.kernel_size=4",
+      "hydra.run.dir=r"], ["model=unet1d", "kernel_size"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "files", "argv", "needles"), INPUT_FILE_ERRORS, ids=[c[0] for c in INPUT_FILE_ERRORS]
+)
+def test_a_bad_input_file_is_one_line_exit_2(
+    tmp_path: Path, name: str, files: dict[str, str], argv: list[str], needles: list[str]
+) -> None:
+    if argv[0] == "screen":
+        pytest.importorskip("rdkit")
+    if "task=multimodal" in argv:
+        pytest.importorskip("gymnasium")
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    out = cli(argv, tmp_path)
+    where = f"sci-diffusion {' '.join(argv)}\nstdout: {out.stdout!r}\nstderr: {out.stderr!r}"
+    assert out.returncode == 2, where
+    assert "Traceback" not in out.stderr, where
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), where
+    for needle in needles:
+        assert needle in lines[0], f"the error does not name {needle!r}: {where}"
+    assert not (tmp_path / "o").exists() and not (tmp_path / "r").exists(), where
+
+
+def test_every_user_error_class_is_a_user_input_error() -> None:
+    """The user-error classes are UserInputErrors (exit 2), and still ValueErrors."""
+    pytest.importorskip("rdkit")
+    from sci_diffusion.chem.gate import GateConfigError
+    from sci_diffusion.chem.molfiles import UnknownFormatError
+    from sci_diffusion.chem.screen import ScreenInputError
+    from sci_diffusion.config import UsageError
+    from sci_diffusion.envs.demos import DemoFormatError
+    from sci_diffusion.io.checkpoint import CheckpointError
+    from sci_diffusion.io.errors import UserInputError
+
+    for cls in (CheckpointError, GateConfigError, ScreenInputError, UnknownFormatError,
+                DemoFormatError, UsageError):  # fmt: skip
+        assert issubclass(cls, UserInputError) and issubclass(cls, ValueError), cls
+
+
+def test_a_value_error_deep_inside_a_command_exits_1_with_a_traceback(tmp_path: Path) -> None:
+    """A ValueError from deep inside training (here: the learning-rate schedule) is a bug, not a
+    mistake in the input: exit 1, the traceback, and a last line that says so."""
+    code = (
+        "import sys\nfrom sci_diffusion import cli\nfrom sci_diffusion.train import trainer\n"
+        "def lr_factor(*_):\n    raise ValueError('operands could not be broadcast')\n"
+        "trainer.lr_factor = lr_factor\n"
+        f"sys.exit(cli.main({['train', 'task=toy2d', *SMALL, 'trainer.max_steps=2']!r}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_env(),
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" in out.stderr and "in lr_factor" in out.stderr, out.stderr
+    assert "operands could not be broadcast" in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("error: internal error (ValueError")
+
+
 # -- end to end: train, eval, sample -----------------------------------------------------
 
 
