@@ -27,10 +27,7 @@ PLACEHOLDERS = {"N": "2", "M": "2", "S": "2", "s": "ddim", "dev": "cpu"}
 key such as ``sampler=``, an option of that group: :data:`GROUP_VALUES`)."""
 GROUP_VALUES = {"sampler": "ddim", "task": "toy2d", "model": "mlp", "policy": "diffusion"}
 
-KNOWN_BROKEN = {
-    "sci-diffusion screen in=molecules.smi out=screened/ training=train.smi gate.pains=false":
-        "pains takes reject|record|off: the doc should say gate.pains=off",
-}  # fmt: skip
+KNOWN_BROKEN: dict[str, str] = {}
 """Documented lines that are wrong today (each must still fail, so a fix removes its entry)."""
 
 
