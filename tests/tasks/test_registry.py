@@ -28,7 +28,7 @@ def test_a_renamed_task_of_a_known_kind_builds_without_a_registry_line():
 def test_saved_configs_without_kind_resolve_by_name_and_unknown_ones_are_refused():
     old = OmegaConf.create({"task": {"name": "qm9_3d_h"}})
     assert task_kind(old) == "molecule_3d"
-    with pytest.raises(ValueError, match="has no task.kind; set task.kind to one of"):
+    with pytest.raises(ValueError, match=r"has no task\.kind; set task\.kind to one of"):
         task_kind(OmegaConf.create({"task": {"name": "mine"}}))
-    with pytest.raises(ValueError, match="unknown task.kind 'nope'; available: toy2d"):
+    with pytest.raises(ValueError, match=r"unknown task\.kind 'nope'; available: toy2d"):
         task_kind(OmegaConf.create({"task": {"name": "mine", "kind": "nope"}}))
