@@ -198,8 +198,10 @@ def _molecules_section(out: Path) -> list[str]:
                   for gate, reason, count in reasons]  # fmt: skip
         lines.append("")
     lines += [
+        "![screened candidates](molecules/grid.png)",
+        "",
         "Candidates: [molecules/candidates.csv](molecules/candidates.csv) (SDF: "
-        "molecules/candidates.sdf); drawings: [molecules/grid.svg](molecules/grid.svg); "
+        "molecules/candidates.sdf); drawings: molecules/grid.png (SVG: molecules/grid.svg); "
         "rejections: molecules/rejected.csv; screening report: "
         "[molecules/report.md](molecules/report.md).",
         "",

@@ -235,12 +235,13 @@ def test_quickstart_molecules_section(
     monkeypatch.setattr(quickstart, "MOLECULE_STEPS", 2)
     text = "\n".join(quickstart._molecules_section(tmp_path))
     for needle in ("validity (literature)", "validity (strict)", "uniqueness", "novelty",
-                   "/ 10 |", "molecules/grid.svg", "molecules/candidates.csv"):  # fmt: skip
+                   "/ 10 |", "molecules/grid.png", "molecules/candidates.csv"):  # fmt: skip
         assert needle in text, needle
     metrics = json.loads((tmp_path / "molecules" / "metrics.json").read_text())
     if metrics["n_candidates"] < 10:
         assert "Top rejection reasons" in text
     assert (tmp_path / "molecules" / "grid.svg").is_file()
+    assert (tmp_path / "molecules" / "grid.png").read_bytes()[:4] == b"\x89PNG"
 
     monkeypatch.setattr(embedded, "EMBEDDED_DIR", tmp_path / "none")
     lines = [ln for ln in quickstart._molecules_section(tmp_path) if ln and ln[0] != "#"]
