@@ -1,6 +1,7 @@
 """Meta-World MT50: the scripted expert on every task, the default state recipe on a list.
 
-Two commands (``python -m sci_diffusion.bench.metaworld <experts|train> ...``):
+Two commands (``python -m sci_diffusion.bench.metaworld <experts|train> ...``; ``table``
+rebuilds the policy table from the results folder):
 
 * :func:`measure_experts` plays the package's scripted policy (:class:`MetaWorldExpert`) on
   every task of Meta-World's own registry (or a list), ``episodes`` seeded episodes each
@@ -408,6 +409,12 @@ def train_eval(
           f"{runs_dir}")  # fmt: skip
     Path(results_dir).mkdir(parents=True, exist_ok=True)
     rows, failed = [], []
+
+    def write_doc() -> None:
+        if doc is not None:
+            write_doc_section(Path(doc), POLICY_MARKER,
+                              policy_table(Path(results_dir), expert_json, machine=machine))
+
     bar = Progress(len(todo), "train+eval", unit="task", enabled=progress)
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -424,12 +431,11 @@ def train_eval(
                 else:
                     rows.append(row)
                     bar.set_postfix(last=f"{name} {row['successes']}/{row['episodes']}")
+                    write_doc()  # after every task: a stopped run leaves its table
                 bar.update(1)
     finally:
         bar.close()
-    if doc is not None:
-        write_doc_section(Path(doc), POLICY_MARKER,
-                          policy_table(Path(results_dir), expert_json, machine=machine))
+    write_doc()
     if failed:
         raise RuntimeError(f"train+eval failed for {', '.join(failed)} (logs in {runs_dir})")
     return rows
@@ -492,7 +498,7 @@ def policy_table(results_dir: Path, expert_json: Path | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m sci_diffusion.bench.metaworld experts|train ...`` (see ``--help``)."""
+    """``python -m sci_diffusion.bench.metaworld experts|train|table ...`` (see ``--help``)."""
     parser = argparse.ArgumentParser(prog="python -m sci_diffusion.bench.metaworld",
                                      description=__doc__.splitlines()[0])  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True)
@@ -516,9 +522,19 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--force", action="store_true", help="redo tasks that have a result")
     tr.add_argument("--train", nargs="*", default=[], help="extra train overrides key=value")
     tr.add_argument("--eval", nargs="*", default=[], help="extra eval overrides key=value")
+    tb = sub.add_parser("table", help="rebuild the policy table from a results folder")
+    tb.add_argument("--expert", type=Path, default=None)
+    tb.add_argument("--results", type=Path, default=Path("docs/results/mt50_policy"))
+    tb.add_argument("--doc", type=Path, default=None)
+    tb.add_argument("--machine", default=None)
     args = parser.parse_args(argv)
     try:
-        if args.command == "experts":
+        if args.command == "table":
+            text = policy_table(args.results, args.expert, machine=args.machine)
+            if args.doc is not None:
+                write_doc_section(args.doc, POLICY_MARKER, text)
+            print(text)
+        elif args.command == "experts":
             command = shlex.join(["python", "-m", "sci_diffusion.bench.metaworld",
                                   *(sys.argv[1:] if argv is None else argv)])  # fmt: skip
             result = measure_experts(args.tasks, episodes=args.episodes, jobs=args.jobs,

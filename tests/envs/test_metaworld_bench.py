@@ -106,3 +106,32 @@ def test_measure_experts_script_mt50_delegates(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "| `reach-v3` | 1/1 |" in proc.stdout
     assert json.loads(out.read_text())["rows"][0]["env_name"] == "reach-v3"
+
+
+def test_table_command_rebuilds_the_policy_table(tmp_path, capsys):
+    results = tmp_path / "results"
+    results.mkdir()
+    budget = {"max_steps": 20000, "max_minutes": 30.0, "batch_size": 256, "lr": 0.001,
+              "demo_episodes": 50, "action_noise": 0.1, "model": "mlp", "horizon": 4,
+              "n_obs_steps": 1, "n_action_steps": 1, "sampler": "ddim 10",
+              "eval_episodes": 50}  # fmt: skip
+    for name, wins in (("soccer-v3", 30), ("push-back-v3", 45)):
+        (results / f"{name}.json").write_text(json.dumps({
+            "env_name": name, "successes": wins, "episodes": 50, "success_rate": wins / 50,
+            "success_ci95": [0.5, 0.9], "step": 20000, "budget": budget, "train_seconds": 900.0,
+            "eval_seconds": 120.0, "train_overrides": [], "eval_overrides": []}))  # fmt: skip
+    experts = tmp_path / "experts.json"
+    experts.write_text(json.dumps({"rows": [
+        {"env_name": "soccer-v3", "episodes": 50, "successes": 42, "success_rate": 0.84,
+         "success_ci95": [0.71, 0.92], "mean_length": 147.0},
+        {"env_name": "push-back-v3", "episodes": 50, "successes": 46, "success_rate": 0.92,
+         "success_ci95": [0.81, 0.97], "mean_length": 159.0}]}))  # fmt: skip
+    doc = tmp_path / "b.md"
+    assert bench.main(["table", "--results", str(results), "--expert", str(experts),
+                       "--doc", str(doc)]) == 0  # fmt: skip
+    text = doc.read_text()
+    assert text.index("`push-back-v3`") < text.index("`soccer-v3`")  # longest expert first
+    soccer = "| `soccer-v3` | 147 | 30/50 | [0.50, 0.90] | 42/50 | [0.71, 0.92] | 0.71 **below"
+    assert soccer in text
+    assert "| 0.98 | 20000 | 900 | 120 |" in text  # push-back: 0.90 / 0.92
+    assert "20,000 steps at batch 256" in text and "`push-back-v3`" in capsys.readouterr().out
