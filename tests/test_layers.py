@@ -17,7 +17,7 @@ LAYERS: dict[str, int] = {
     # 0: torch-only diffusion math
     "core": 0,
     # 1: generic helpers every layer may use; plain networks; figures; config schemas
-    "io": 1, "nets": 1, "report": 1, "configs": 1,
+    "io": 1, "nets": 1, "report": 1, "configs": 1, "pyg": 1,
     # 2: the domains
     "envs": 2, "policy": 2, "chem": 2,
     # 3: one module per benchmark task

@@ -1,10 +1,14 @@
-"""EGNN throughput on QM9-sized batches: dense against sparse edges, on CPU.
+"""EGNN throughput on QM9-sized batches: dense against sparse edges (and PyG), on CPU.
 
 Synthetic molecules only (nothing is read or downloaded): sizes are drawn from QM9's own size
 histograms (:data:`QM9_SIZES`), positions are Gaussian with a molecule-like spread, atom types
 and bond types random one-hots. Each batch is padded to its largest molecule, as a data loader
 would. Two models: ``edm`` (positions + atom types, EDM's setting) and ``joint`` (bond types in
-and a symmetric bond-type head out). For each setting, model and edge mode the benchmark times
+and a symmetric bond-type head out). Up to three implementations of the same function with the
+same weights: ``dense`` and ``sparse`` (``EGNN(edges=...)``, plain torch) and ``pyg``
+(:class:`~sci_diffusion.nets.egnn_pyg.PyGEGNN`: the layers on torch-geometric's
+``MessagePassing``; needs torch-geometric). For each setting, model and implementation (record
+field ``edges``) the benchmark times
 
 * **train**: forward + backward of a squared-output loss (one training step without the
   optimizer update, which costs the same for both modes), and
@@ -18,6 +22,7 @@ Run with ``run_egnn_bench(out="egnn.json")`` or ``python -m sci_diffusion.bench.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import statistics
 import time
@@ -46,6 +51,7 @@ ATOM_TYPES = 5  # H, C, N, O, F
 BOND_TYPES = 5  # none, single, double, triple, aromatic
 MODELS = ("edm", "joint")
 COMPARED = ("dense", "sparse")  # the two implementations behind EGNN(edges=...)
+IMPLEMENTATIONS = (*COMPARED, "pyg")  # + PyGEGNN (torch-geometric MessagePassing)
 DEFAULT_THREADS = 2
 
 
@@ -122,7 +128,11 @@ def _step_fns(net: EGNN, inputs: dict[str, Tensor]) -> dict[str, Callable[[], ob
 
 
 def _build(model: str, mode: str, hidden: int, n_layers: int, seed: int) -> EGNN:
-    torch.manual_seed(seed)  # the same weights for both edge modes
+    if mode == "pyg":  # the same weights, on torch-geometric's MessagePassing
+        from ..nets.egnn_pyg import PyGEGNN
+
+        return PyGEGNN.from_egnn(_build(model, "sparse", hidden, n_layers, seed))
+    torch.manual_seed(seed)  # the same weights for every implementation
     joint = model == "joint"
     return EGNN(
         ATOM_TYPES,
@@ -143,10 +153,11 @@ def _records_for(
     n_layers: int,
     repeats: int,
     seed: int,
+    implementations: Sequence[str] = COMPARED,
 ) -> list[dict[str, Any]]:
     inputs = _model_inputs(batch, model)
     fns: dict[str, Callable[[], object]] = {}
-    for mode in COMPARED:
+    for mode in implementations:
         net = _build(model, mode, hidden, n_layers, seed)
         for phase, fn in _step_fns(net, inputs).items():
             fns[f"{mode}/{phase}"] = fn
@@ -156,7 +167,7 @@ def _records_for(
     real_pairs = int((sizes * (sizes - 1)).sum())
     n = batch["mask"].shape[1]
     records = []
-    for mode in COMPARED:
+    for mode in implementations:
         (train_s, train_cpu), (sample_s, sample_cpu) = (
             timing[f"{mode}/train"],
             timing[f"{mode}/sample"],
@@ -192,8 +203,9 @@ def run_egnn_bench(
     repeats: int = 7,
     seed: int = 0,
     threads: int | None = None,
+    implementations: Sequence[str] = COMPARED,
 ) -> dict[str, Any]:
-    """Time EGNN training and sampling steps, dense against sparse edges, on CPU.
+    """Time EGNN training and sampling steps, dense against sparse edges (and PyG), on CPU.
 
     Parameters
     ----------
@@ -216,6 +228,10 @@ def run_egnn_bench(
         ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` is set. On a machine shared with other
         work, 1 thread measures the work itself: busy-waiting OpenMP threads that lose their
         core inflate both wall and CPU time.
+    implementations
+        Subset of :data:`IMPLEMENTATIONS`: ``dense``, ``sparse`` (``EGNN(edges=...)``) and
+        ``pyg`` (:class:`~sci_diffusion.nets.egnn_pyg.PyGEGNN`, needs torch-geometric), all
+        with the same weights, timed interleaved.
 
     Returns
     -------
@@ -225,13 +241,17 @@ def run_egnn_bench(
         seconds per batch), ``train_cpu_s``, ``sample_cpu_s`` (median process CPU seconds,
         all threads) and ``train_mol_per_s``, ``sample_mol_per_s`` (from wall time);
         ``speedup`` holds dense / sparse time per (setting, model), wall and CPU (> 1:
-        sparse is faster).
+        sparse is faster), and with ``pyg`` also ``pyg_*``: PyG / sparse time (> 1: the
+        hand-written sparse EGNN is faster).
 
     The previous torch thread setting is restored afterwards.
     """
     unknown = [s for s in settings if s not in QM9_SIZES] + [m for m in models if m not in MODELS]
     if unknown:
         raise ValueError(f"unknown settings/models {unknown}; {sorted(QM9_SIZES)}, {MODELS}")
+    wrong = [i for i in implementations if i not in IMPLEMENTATIONS]
+    if wrong or not implementations:
+        raise ValueError(f"unknown implementations {wrong}; accepted: {IMPLEMENTATIONS}")
     start = time.perf_counter()
     previous = torch.get_num_threads()
     env_threads = any(v in os.environ for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"))
@@ -245,8 +265,10 @@ def run_egnn_bench(
             sizes = sample_sizes(QM9_SIZES[setting], batch_size, generator)
             batch = random_molecules(sizes, generator)
             for model in models:
-                stage(f"bench egnn: {model}, {setting} batches, dense vs sparse edges")
-                records += _records_for(setting, model, batch, hidden, n_layers, repeats, seed)
+                stage(f"bench egnn: {model}, {setting} batches, {' vs '.join(implementations)}")
+                records += _records_for(
+                    setting, model, batch, hidden, n_layers, repeats, seed, implementations
+                )
         machine = machine_info()
     finally:
         torch.set_num_threads(previous)
@@ -261,6 +283,7 @@ def run_egnn_bench(
             "n_layers": n_layers,
             "repeats": repeats,
             "seed": seed,
+            "implementations": list(implementations),
             "parameters": {m: _count(_build(m, "dense", hidden, n_layers, seed)) for m in models},
         },
         "records": records,
@@ -277,23 +300,24 @@ def _count(net: torch.nn.Module) -> int:
 
 
 def _speedups(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Dense time / sparse time for each (setting, model): > 1 means sparse is faster."""
+    """Per (setting, model): dense time / sparse time (``train``, ``sample``, ``*_cpu``; > 1
+    means sparse is faster) and PyG time / sparse time (``pyg_*``; > 1 means sparse is
+    faster), for the implementations that were timed."""
     by_key = {(r["setting"], r["model"], r["edges"]): r for r in records}
+    phases = {"train": "train_s", "sample": "sample_s",
+              "train_cpu": "train_cpu_s", "sample_cpu": "sample_cpu_s"}  # fmt: skip
     rows = []
-    for setting, model, mode in by_key:
-        if mode != "dense" or (setting, model, "sparse") not in by_key:
+    for setting, model in dict.fromkeys((s, m) for s, m, _ in by_key):
+        sparse = by_key.get((setting, model, "sparse"))
+        if sparse is None:
             continue
-        dense, sparse = by_key[(setting, model, "dense")], by_key[(setting, model, "sparse")]
-        rows.append(
-            {
-                "setting": setting,
-                "model": model,
-                "train": dense["train_s"] / sparse["train_s"],
-                "sample": dense["sample_s"] / sparse["sample_s"],
-                "train_cpu": dense["train_cpu_s"] / sparse["train_cpu_s"],
-                "sample_cpu": dense["sample_cpu_s"] / sparse["sample_cpu_s"],
-            }
-        )
+        row: dict[str, Any] = {"setting": setting, "model": model}
+        for prefix, other in (("", "dense"), ("pyg_", "pyg")):
+            rec = by_key.get((setting, model, other))
+            if rec is not None:
+                row.update({prefix + k: rec[key] / sparse[key] for k, key in phases.items()})
+        if len(row) > 2:
+            rows.append(row)
     return rows
 
 
@@ -315,9 +339,26 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def speedup_table(result: dict[str, Any]) -> str:
+    """Median time ratios per (setting, model): ``dense/sparse`` and ``pyg/sparse`` (> 1:
+    the hand-written sparse EGNN is faster), training and sampling, CPU time and wall."""
+    lines = [f"{'setting':<10}{'model':<7}{'ratio':<14}{'train cpu':>10}{'sample cpu':>11}"
+             f"{'train wall':>11}{'sample wall':>12}"]  # fmt: skip
+    for row in result["speedup"]:
+        for prefix, name in (("", "dense/sparse"), ("pyg_", "pyg/sparse")):
+            if prefix + "train" in row:
+                lines.append(
+                    f"{row['setting']:<10}{row['model']:<7}{name:<14}"
+                    f"{row[prefix + 'train_cpu']:>10.2f}{row[prefix + 'sample_cpu']:>11.2f}"
+                    f"{row[prefix + 'train']:>11.2f}{row[prefix + 'sample']:>12.2f}"
+                )
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m sci_diffusion.bench.egnn [--out FILE] [--batch-size 64] [--repeats 7]
-    [--threads N] [--hidden 128] [--layers 4]``: run and print :func:`table`."""
+    [--threads N] [--hidden 128] [--layers 4] [--implementations dense sparse pyg]``: run and
+    print :func:`table` and :func:`speedup_table`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=None)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -325,7 +366,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--implementations", nargs="+", choices=IMPLEMENTATIONS, default=None,
+        help="default: dense sparse, and pyg when torch-geometric is installed",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    implementations = args.implementations or (
+        IMPLEMENTATIONS if importlib.util.find_spec("torch_geometric") else COMPARED
+    )
     result = run_egnn_bench(
         args.out,
         batch_size=args.batch_size,
@@ -333,8 +381,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         n_layers=args.layers,
         repeats=args.repeats,
         threads=args.threads,
+        implementations=implementations,
     )
     print(table(result))
+    print(speedup_table(result))
     print(f"wall {result['wall_s']:.0f} s")
     return 0
 
