@@ -9,7 +9,14 @@ steered). See docs/core.md.
 from .analytic import CategoricalJoint, GaussianMixture
 from .categorical import CategoricalSpace, sample_categorical
 from .ema import EMA
-from .guidance import Inpainting, classifier_free, drop_condition, gradient_guidance
+from .guidance import (
+    Inpainting,
+    classifier_free,
+    drop_condition,
+    gradient_guidance,
+    reconstruction_guidance,
+)
+from .metrics import noise_floor, sliced_wasserstein
 from .objectives import (
     DiffusionObjective,
     LossOutput,
@@ -28,7 +35,10 @@ from .parameterization import (
     x0_error_scale,
 )
 from .samplers import (
+    SAMPLER_ARGUMENTS,
+    SAMPLER_OPTIONS,
     SAMPLERS,
+    SamplerOptionError,
     SamplerStep,
     function_evaluations,
     get_sampler,
@@ -52,17 +62,28 @@ from .schedules import (
     Schedule,
     make_schedule,
 )
-from .spaces import CoMFreeSpace, EuclideanSpace, ProductSpace, Space, masked_mean
+from .spaces import (
+    CoMFreeSpace,
+    ComponentSpaceProtocol,
+    EuclideanSpace,
+    ProductSpace,
+    Space,
+    SpaceProtocol,
+    masked_mean,
+)
 
 __all__ = [
     "EMA",
     "PREDICTIONS",
     "SAMPLERS",
+    "SAMPLER_ARGUMENTS",
+    "SAMPLER_OPTIONS",
     "SCHEDULES",
     "BoundDenoiser",
     "CategoricalJoint",
     "CategoricalSpace",
     "CoMFreeSpace",
+    "ComponentSpaceProtocol",
     "CosineSchedule",
     "Denoiser",
     "DiffusionObjective",
@@ -75,9 +96,11 @@ __all__ = [
     "PolynomialSchedule",
     "ProductSpace",
     "RectifiedFlowSchedule",
+    "SamplerOptionError",
     "SamplerStep",
     "Schedule",
     "Space",
+    "SpaceProtocol",
     "classifier_free",
     "drop_condition",
     "edm_coefficients",
@@ -89,6 +112,8 @@ __all__ = [
     "loss_weight",
     "make_schedule",
     "masked_mean",
+    "noise_floor",
+    "reconstruction_guidance",
     "sample",
     "sample_categorical",
     "sample_ddim",
@@ -100,6 +125,7 @@ __all__ = [
     "sample_flow_heun",
     "sample_heun",
     "sample_times",
+    "sliced_wasserstein",
     "target",
     "to_x0",
     "x0_error_scale",

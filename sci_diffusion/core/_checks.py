@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TypeVar
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
@@ -50,3 +51,21 @@ def check_ndim(x: Tensor, ndim: int | Iterable[int], what: str, layout: str) -> 
     allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
     if x.ndim not in allowed:
         raise ValueError(f"{what} must have layout {layout}; got shape {tuple(x.shape)}")
+
+
+def accepts_keyword(fn: Callable[..., Any], name: str) -> bool:
+    """Whether ``fn`` (a function, a bound method, a ``torch.nn.Module`` or a compiled one)
+    names a parameter ``name`` that can be passed by keyword. ``**kwargs`` does not count:
+    a catch-all may forward to code that does not expect the argument. Read once, when a
+    wrapper is built, never per call."""
+    target = getattr(fn, "_orig_mod", fn)  # torch.compile's OptimizedModule
+    if isinstance(target, torch.nn.Module):
+        target = target.forward
+    try:
+        parameter = inspect.signature(target).parameters.get(name)
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
+    return parameter is not None and parameter.kind in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.KEYWORD_ONLY,
+    )

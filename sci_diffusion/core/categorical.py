@@ -14,6 +14,8 @@ The denoiser returns probabilities ``p(x_0 | x_t)`` of shape (B, ..., K); the ex
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from torch import Tensor
 
@@ -75,7 +77,7 @@ class CategoricalSpace:
             limit = marginals.float() / marginals.float().sum()
         self.limit = limit
 
-    def components(self):
+    def components(self) -> Iterator[tuple[str | None, CategoricalSpace]]:
         yield None, self
 
     # -- checks and projections ---------------------------------------------------------------
@@ -140,6 +142,21 @@ class CategoricalSpace:
         if shape[-1] != self.num_classes:
             raise ValueError(f"prior shape must end in K={self.num_classes}; got {shape}")
         probs = self.limit.to(device=device, dtype=dtype).expand(shape)
+        return self.project(sample_categorical(probs, generator), mask)
+
+    def renoise(
+        self,
+        x_s: Tensor,
+        s: Tensor,
+        t: Tensor,
+        mask: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """A one-hot draw from ``q(x_t | x_s) = (a_t/a_s) x_s + (1 - a_t/a_s) m`` for
+        ``t >= s`` (RePaint's jump back, categorical form)."""
+        a_ts = expand_like(self.keep_probability(t) / self.keep_probability(s), x_s)
+        a_ts = a_ts.to(x_s.dtype)
+        probs = a_ts * x_s + (1.0 - a_ts) * self._limit(x_s)
         return self.project(sample_categorical(probs, generator), mask)
 
     # -- reverse process --------------------------------------------------------------------

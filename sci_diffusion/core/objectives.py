@@ -158,7 +158,9 @@ class DiffusionObjective:
                 eps[k] = space.noise(value, masks[k], generator)
                 noisy[k] = space.project(space.add_noise(value, t, eps[k]), masks[k])
         x_t = noisy["x"] if single else noisy
-        out = self.denoiser.network_output(x_t, t, **cond)
+        # The network sees the mask as samplers show it (see Denoiser); its continuous outputs
+        # come back projected, so e.g. a CoM-free space's centre-of-mass error counts nothing.
+        out = self.denoiser.network_output(x_t, t, mask=masks["x"] if single else masks, **cond)
         outputs = {"x": out} if single else out
         losses = {}
         for k, value in data.items():

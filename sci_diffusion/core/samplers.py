@@ -1,18 +1,12 @@
 """Samplers: stateless functions with one signature.
 
     sample_X(denoise, x, times, *, space, mask=None, generator=None, callback=None,
-             constraint=None, **options) -> x_0 sample
+             constraint=None, check_inputs=True, resample=0, **options) -> x_0 sample
 
-* ``denoise(x_t, t) -> x_0`` estimate, the data-prediction convention (wrap a network with
-  :class:`~sci_diffusion.core.parameterization.Denoiser`); for categorical components it
-  returns probabilities ``p(x_0 | x_t)`` of shape (B, ..., K).
-* ``x`` — the state at ``times[0]`` (from ``space.prior``): a tensor, or a dict of tensors for
-  a :class:`~sci_diffusion.core.spaces.ProductSpace`, whose components are updated jointly
-  (categorical ones by their exact ancestral step, whatever the continuous rule).
-* ``times`` — a decreasing grid of shape (N+1,), (N+1, B) for per-sample times or
-  (N+1, B, ...) for per-element times (single-tensor states), in [0, 1].
-* ``callback(step)`` — called after every step with a :class:`SamplerStep`.
-* ``constraint(x, s)`` — applied to the state after every step (e.g. inpainting).
+Every sampler shares the arguments documented once in :data:`SAMPLER_ARGUMENTS` (and in
+:func:`sample`'s docstring); a sampler adds only its own options (:data:`SAMPLER_OPTIONS`).
+An option a sampler does not take raises :class:`SamplerOptionError` (a ``ValueError``, and a
+``TypeError`` for code that caught Python's own error) naming the ones it does take.
 
 The loop body never reads a tensor value on the host (no ``.item()``, no data-dependent
 ``if``): endpoint cases are resolved with ``torch.where``. Input checks run once, before it.
@@ -20,6 +14,8 @@ The loop body never reads a tensor value on the host (no ``.item()``, no data-de
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,13 +24,64 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._checks import check_times, choose
+from ._checks import accepts_keyword, check_times, choose
 from .parameterization import expand_like
-from .spaces import ProductSpace, State
+from .schedules import Schedule
+from .spaces import ProductSpace, SpaceProtocol, State
 
-Denoise = Callable[[State, Tensor], State]
+Denoise = Callable[..., State]
+"""``denoise(x_t, t) -> x_0`` or ``denoise(x_t, t, mask=...) -> x_0`` (see ``mask``)."""
 Callback = Callable[["SamplerStep"], None]
 Constraint = Callable[[State, Tensor], State]
+
+SAMPLER_ARGUMENTS = """\
+Arguments shared by every sampler::
+
+    sample_X(denoise, x, times, *, space, mask=None, generator=None, callback=None,
+             constraint=None, check_inputs=True, resample=0, **options)
+
+* ``denoise(x_t, t) -> x_0`` — the data-prediction convention (wrap a network with
+  :class:`~sci_diffusion.core.parameterization.Denoiser`); for categorical components it
+  returns probabilities ``p(x_0 | x_t)`` of shape (B, ..., K). If its signature names a
+  ``mask`` parameter (a ``Denoiser`` does) it is called ``denoise(x_t, t, mask=mask)``, with
+  ``mask`` exactly as given here (checked once, not per call).
+* ``x`` — the state at ``times[0]`` (from ``space.prior``): a tensor, or a dict of tensors for
+  a :class:`~sci_diffusion.core.spaces.ProductSpace`, whose components are updated jointly
+  (categorical ones by their exact ancestral step, whatever the continuous rule).
+* ``times`` — a non-increasing grid of shape (N+1,), (N+1, B) for per-sample times or
+  (N+1, B, ...) for per-element times (single-tensor states), in [0, 1]. Any float dtype:
+  schedule coefficients are computed in each state component's dtype, and the output keeps
+  the state's dtype.
+* ``space`` — any :class:`~sci_diffusion.core.spaces.SpaceProtocol`.
+* ``mask`` — a bool tensor over leading dims (a dict of them for a product); padded entries
+  stay exactly zero.
+* ``generator`` — a ``torch.Generator`` for every random draw (determinism).
+* ``callback(step)`` — called after every step with a :class:`SamplerStep`.
+* ``constraint(x, s)`` — applied to the state after every step (e.g. inpainting).
+* ``check_inputs`` — ``False`` skips the one-time value checks (sync-free mode).
+* ``resample`` — RePaint's resampling (Lugmayr et al. 2022, jump length 1): after each step
+  ``t -> s`` the state is re-noised back to ``t`` with the forward transition
+  ``q(x_t | x_s)`` and the step is redone, ``resample`` extra times (cost ``(1 + resample)``
+  times the NFE). With ``constraint`` (inpainting) this lets the free part follow the fixed
+  one; see :class:`~sci_diffusion.core.guidance.Inpainting`.
+"""
+
+SAMPLER_OPTIONS = """\
+| sampler | options (default) |
+|---|---|
+| ``ddpm``, ``categorical`` | none |
+| ``ddim`` | ``eta=0.0`` (>= 0; 0 = probability-flow ODE, 1 = DDPM's variance) |
+| ``dpm_solver_pp_2m`` | none |
+| ``euler``, ``heun`` | ``churn=0.0`` (>= 0, EDM's S_churn), ``s_tmin=0.0``, \
+``s_tmax=inf`` (noise-level window of churn), ``s_noise=1.0`` |
+| ``flow_euler``, ``flow_heun`` | none |
+| ``euler_maruyama`` | none |
+"""
+
+
+class SamplerOptionError(ValueError, TypeError):
+    """A sampler got an argument it does not take. A ``ValueError`` (the core's convention for
+    bad input) that is also a ``TypeError`` (what Python raised before)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +110,11 @@ class _Problem:
         callback: Callback | None = None,
         check_inputs: bool = True,
     ) -> None:
+        if isinstance(space, Schedule) or not isinstance(space, SpaceProtocol):
+            raise ValueError(
+                "space must be a space (EuclideanSpace(schedule), CoMFreeSpace, "
+                f"CategoricalSpace, ProductSpace); got {type(space).__name__}"
+            )
         self.times = times
         self.generator = generator
         self.callback = callback
@@ -78,6 +130,9 @@ class _Problem:
                 raise ValueError(f"a ProductSpace state must be a dict with keys {keys}")
             self.spaces = dict(space.spaces)
             masks = mask or {}
+            unknown = sorted(set(masks) - set(self.spaces))
+            if unknown:
+                raise ValueError(f"mask keys {unknown} are not components {sorted(self.spaces)}")
             self.masks = {k: masks.get(k) for k in self.spaces}
         if times.ndim < 1 or times.shape[0] < 2:
             raise ValueError(
@@ -94,6 +149,25 @@ class _Problem:
         self._grids: dict[str, tuple[Tensor, Tensor, tuple[Tensor, ...], tuple[Tensor, ...]]] = {}
         self._denoise = denoise
         self._constraint = constraint
+        # How the denoiser is called, decided once: with the mask when it takes one, and
+        # through a Denoiser's precomputed-coefficient fast path for continuous single spaces.
+        self._mask_kwargs = (
+            {"mask": self.masks["x"] if self.single else dict(self.masks)}
+            if accepts_keyword(denoise, "mask")
+            else {}
+        )
+        denoise_at = getattr(denoise, "denoise_at", None)
+        self._denoise_at = (
+            denoise_at
+            if self.single and denoise_at is not None and not self.spaces["x"].is_categorical
+            else None
+        )
+        if (
+            self._denoise_at is not None
+            and self._mask_kwargs
+            and not accepts_keyword(self._denoise_at, "mask")
+        ):
+            self._denoise_at = None
 
     def wrap(self, x: State) -> dict[str, Tensor]:
         return {"x": x} if self.single else dict(x)  # type: ignore[arg-type]
@@ -107,11 +181,17 @@ class _Problem:
     def categorical(self) -> list[str]:
         return [k for k, s in self.spaces.items() if s.is_categorical]
 
+    def time_like(self, key: str, t: Tensor) -> Tensor:
+        """``t`` broadcastable against component ``key`` and in its dtype."""
+        return expand_like(t, self.x[key]).to(self.x[key].dtype)
+
     def grid(self, key: str) -> tuple[Tensor, Tensor]:
-        """``(alpha, sigma)`` on the whole grid, shape (N+1, ...) broadcastable per step against
-        component ``key``. Evaluated once, so the loop does no schedule arithmetic."""
+        """``(alpha, sigma)`` on the whole grid in the component's dtype, shape (N+1, ...)
+        broadcastable per step against component ``key``. Evaluated once, so the loop does no
+        schedule arithmetic."""
         if key not in self._grids:
-            alpha, sigma = self.spaces[key].schedule.alpha_sigma(self.times)
+            times = self.times.to(self.x[key].dtype)
+            alpha, sigma = self.spaces[key].schedule.alpha_sigma(times)
             shape = alpha.shape + (1,) * (self.x[key].ndim - self.times.ndim + 1)
             alpha, sigma = alpha.reshape(shape), sigma.reshape(shape)
             self._grids[key] = (alpha, sigma, alpha.unbind(0), sigma.unbind(0))
@@ -126,11 +206,10 @@ class _Problem:
     def denoise(self, x: dict[str, Tensor], t: Tensor, i: int | None = None) -> dict[str, Tensor]:
         """The x0 estimate at ``t`` (``= times[i]`` when ``i`` is given: a :class:`Denoiser`
         then reuses the grid's coefficients instead of re-evaluating the schedule)."""
-        denoise_at = getattr(self._denoise, "denoise_at", None)
-        if self.single and i is not None and denoise_at is not None:
-            out = {"x": denoise_at(x["x"], t, *self.at("x", i))}
+        if self._denoise_at is not None and i is not None:
+            out = {"x": self._denoise_at(x["x"], t, *self.at("x", i), **self._mask_kwargs)}
         else:
-            out = self.wrap(self._denoise(self.unwrap(x), t))
+            out = self.wrap(self._denoise(self.unwrap(x), t, **self._mask_kwargs))
         return {k: self.spaces[k].project(v, self.masks[k]) for k, v in out.items()}
 
     def finish_step(self, x: dict[str, Tensor], s: Tensor) -> dict[str, Tensor]:
@@ -140,7 +219,7 @@ class _Problem:
         return x
 
     def alpha_sigma(self, key: str, t: Tensor) -> tuple[Tensor, Tensor]:
-        return self.spaces[key].schedule.alpha_sigma(expand_like(t, self.x[key]))
+        return self.spaces[key].schedule.alpha_sigma(self.time_like(key, t))
 
     def step_categorical(
         self, x: dict[str, Tensor], x0: dict[str, Tensor], t: Tensor, s: Tensor
@@ -150,6 +229,12 @@ class _Problem:
 
     def noise(self, key: str, like: Tensor) -> Tensor:
         return self.spaces[key].noise(like, self.masks[key], self.generator)
+
+    def renoise(self, x: dict[str, Tensor], s: Tensor, t: Tensor) -> dict[str, Tensor]:
+        """Every component drawn from its forward transition ``q(x_t | x_s)``."""
+        return {
+            k: self.spaces[k].renoise(v, s, t, self.masks[k], self.generator) for k, v in x.items()
+        }
 
     def report(self, i: int, t: Tensor, s: Tensor, x: dict, x0: dict) -> None:
         if self.callback is not None:
@@ -180,38 +265,112 @@ def _eps(x: Tensor, x0: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:
     return (x - alpha * x0) / sigma
 
 
+# A step takes the state at times[i] to times[i + 1] (projected and constrained) and returns it
+# with the x0 estimate it used.
+Step = Callable[[dict, int, Tensor, Tensor], tuple[dict, dict]]
 # An update fills the continuous components of ``new`` (categorical ones already stepped).
 Update = Callable[[_Problem, dict, dict, dict, int, Tensor, Tensor], None]
 
 
-def _run(problem: _Problem, update: Update, name: str, needs_positive_alpha: bool = False) -> State:
-    """The loop shared by single-evaluation samplers."""
-    if needs_positive_alpha:
-        problem.require_positive_alpha(problem.times[0], name)
-    times, state = problem.times, problem.x
-    for i in range(times.shape[0] - 1):
-        t, s = times[i], times[i + 1]
+def _single_evaluation(problem: _Problem, update: Update) -> Step:
+    """The step of samplers that call the network once per step."""
+
+    def step(state: dict, i: int, t: Tensor, s: Tensor) -> tuple[dict, dict]:
         x0 = problem.denoise(state, t, i)
         new = dict(state)
         problem.step_categorical(new, x0, t, s)
         update(problem, state, x0, new, i, t, s)
-        state = problem.finish_step(new, s)
+        return problem.finish_step(new, s), x0
+
+    return step
+
+
+def _loop(problem: _Problem, step: Step, resample: int) -> State:
+    """The loop shared by every sampler, with RePaint's resampling."""
+    times, state = problem.times, problem.x
+    for i in range(times.shape[0] - 1):
+        t, s = times[i], times[i + 1]
+        new, x0 = step(state, i, t, s)
+        for _ in range(resample):
+            new, x0 = step(problem.renoise(new, s, t), i, t, s)
+        state = new
         problem.report(i, t, s, state, x0)
     return problem.unwrap(state)
 
 
-def sample_ddpm(
-    denoise: Denoise,
-    x: State,
-    times: Tensor,
-    *,
-    space: Any,
-    mask: Any = None,
-    generator: torch.Generator | None = None,
-    callback: Callback | None = None,
-    constraint: Constraint | None = None,
-    check_inputs: bool = True,
-) -> State:
+_COMMON = [
+    inspect.Parameter("denoise", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="Denoise"),
+    inspect.Parameter("x", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="State"),
+    inspect.Parameter("times", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="Tensor"),
+    inspect.Parameter("space", inspect.Parameter.KEYWORD_ONLY, annotation="SpaceProtocol"),
+    inspect.Parameter("mask", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="Any"),
+    inspect.Parameter(
+        "generator", inspect.Parameter.KEYWORD_ONLY, default=None,
+        annotation="torch.Generator | None",
+    ),
+    inspect.Parameter(
+        "callback", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="Callback | None"
+    ),
+    inspect.Parameter(
+        "constraint", inspect.Parameter.KEYWORD_ONLY, default=None,
+        annotation="Constraint | None",
+    ),
+    inspect.Parameter(
+        "check_inputs", inspect.Parameter.KEYWORD_ONLY, default=True, annotation="bool"
+    ),
+    inspect.Parameter("resample", inspect.Parameter.KEYWORD_ONLY, default=0, annotation="int"),
+]  # fmt: skip
+_COMMON_NAMES = [p.name for p in _COMMON]
+
+
+def _sampler(factory: Callable[..., Step]) -> Callable[..., State]:
+    """Build the public sampler from ``factory(problem, **options) -> step``.
+
+    The public function has the shared signature (:data:`SAMPLER_ARGUMENTS`) followed by the
+    factory's keyword options, visible to ``inspect.signature`` and ``help``; its docstring is
+    the factory's plus a pointer to the shared arguments.
+    """
+    options = list(inspect.signature(factory).parameters.values())[1:]
+    signature = inspect.Signature(_COMMON + options, return_annotation="State")
+    name = factory.__name__.removeprefix("sample_")
+    accepted = ", ".join(p.name for p in options) or "none"
+
+    @functools.wraps(factory)
+    def sampler(*args: Any, **kwargs: Any) -> State:
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as error:
+            raise SamplerOptionError(
+                f"sampler {name!r}: {error}; its own options: {accepted}; arguments of every "
+                f"sampler: {', '.join(_COMMON_NAMES)}"
+            ) from None
+        bound.apply_defaults()
+        a = bound.arguments
+        resample = a["resample"]
+        if isinstance(resample, bool) or not isinstance(resample, int) or resample < 0:
+            raise ValueError(
+                f"resample must be an int >= 0 (extra passes per step); got {resample!r}"
+            )
+        problem = _Problem(
+            a["denoise"], a["x"], a["times"], a["space"], a["mask"], a["constraint"],
+            a["generator"], a["callback"], a["check_inputs"],
+        )  # fmt: skip
+        step = factory(problem, **{p.name: a[p.name] for p in options})
+        return _loop(problem, step, resample)
+
+    del sampler.__wrapped__  # the public signature is the shared one, not the factory's
+    sampler.__signature__ = signature  # type: ignore[attr-defined]
+    sampler.__doc__ = (
+        f"{inspect.cleandoc(factory.__doc__ or '')}\n\nOptions: {accepted}. The shared arguments "
+        "(denoise, x, times, space, mask, generator, callback, constraint, check_inputs, "
+        "resample) are documented in :data:`SAMPLER_ARGUMENTS` and :func:`sample`."
+    )
+    sampler.options = {p.name: p.default for p in options}  # type: ignore[attr-defined]
+    return sampler
+
+
+@_sampler
+def sample_ddpm(p: _Problem) -> Step:
     """DDPM ancestral sampling (Ho et al. 2020): draw ``x_s ~ q(x_s | x_t, x_0 = D(x_t))``.
 
     For a general Gaussian path ``alpha_{t|s} = alpha_t / alpha_s``,
@@ -231,31 +390,22 @@ def sample_ddpm(
             std = (var_ts * s_s**2 / s_t**2).sqrt()
             new[k] = mean + std * p.noise(k, x[k])
 
-    problem = _Problem(
-        denoise, x, times, space, mask, constraint, generator, callback, check_inputs
-    )
-    return _run(problem, update, "ddpm")
+    return _single_evaluation(p, update)
 
 
-def sample_ddim(
-    denoise: Denoise,
-    x: State,
-    times: Tensor,
-    *,
-    space: Any,
-    mask: Any = None,
-    generator: torch.Generator | None = None,
-    callback: Callback | None = None,
-    constraint: Constraint | None = None,
-    check_inputs: bool = True,
-    eta: float = 0.0,
-) -> State:
+@_sampler
+def sample_ddim(p: _Problem, *, eta: float = 0.0) -> Step:
     """DDIM (Song et al. 2021, eq. 12): ``x_s = alpha_s x_0 + sqrt(sigma_s^2 - c^2) eps + c z``.
 
     ``c = eta * sqrt(posterior variance)``; ``eta = 0`` is the deterministic probability-flow
     discretisation (identical to EDM's Euler step in ``sigma/alpha``), ``eta = 1`` matches DDPM.
+    ``eta < 0`` raises ``ValueError``.
     """
-
+    if not isinstance(eta, (int, float)) or not math.isfinite(eta) or eta < 0:
+        raise ValueError(
+            f"ddim's eta must be a finite number >= 0 (0 = deterministic DDIM, 1 = DDPM's "
+            f"variance); got {eta!r}"
+        )
     coefficients: dict[str, tuple[tuple[Tensor, ...], tuple[Tensor, ...]]] = {}
 
     def update(p: _Problem, x: dict, x0: dict, new: dict, i: int, t: Tensor, s: Tensor) -> None:
@@ -271,36 +421,22 @@ def sample_ddim(
             a_t, s_t = p.at(k, i)
             a_s, s_s = p.at(k, i + 1)
             eps = _eps(x[k], x0[k], a_t, s_t)
-            out = a_s * x0[k]
-            if eta > 0:
-                var_ts = (s_t**2 - (a_t / a_s) ** 2 * s_s**2).clamp_min(0.0)
-                c = eta * (var_ts * s_s**2 / s_t**2).sqrt()
-                out = out + (s_s**2 - c**2).clamp_min(0.0).sqrt() * eps
-                new[k] = out + c * p.noise(k, x[k])
+            var_ts = (s_t**2 - (a_t / a_s) ** 2 * s_s**2).clamp_min(0.0)
+            c = eta * (var_ts * s_s**2 / s_t**2).sqrt()
+            out = a_s * x0[k] + (s_s**2 - c**2).clamp_min(0.0).sqrt() * eps
+            new[k] = out + c * p.noise(k, x[k])
 
-    problem = _Problem(
-        denoise, x, times, space, mask, constraint, generator, callback, check_inputs
-    )
-    return _run(problem, update, "ddim")
+    return _single_evaluation(p, update)
 
 
-def sample_dpm_solver_pp_2m(
-    denoise: Denoise,
-    x: State,
-    times: Tensor,
-    *,
-    space: Any,
-    mask: Any = None,
-    generator: torch.Generator | None = None,
-    callback: Callback | None = None,
-    constraint: Constraint | None = None,
-    check_inputs: bool = True,
-) -> State:
+@_sampler
+def sample_dpm_solver_pp_2m(p: _Problem) -> Step:
     """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2): second-order multistep in
     ``lambda = log(alpha / sigma)`` with data prediction. The first step and the final step
-    to ``sigma = 0`` are first order (the latter lands exactly on ``x_0``)."""
+    to ``sigma = 0`` are first order (the latter lands exactly on ``x_0``). With ``resample``,
+    the multistep history is the previous step's last pass."""
     coefficients: dict[str, tuple[tuple[Tensor, ...], ...]] = {}
-    previous: dict[str, Tensor] = {}
+    history: dict[tuple[str, int], Tensor] = {}  # x0 estimate of each step's last pass
 
     def prepare(p: _Problem, k: str) -> tuple[tuple[Tensor, ...], ...]:
         """Per step: ``x_s = c1 x_t + c2 D'`` with ``D' = D + w (D - D_prev)``."""
@@ -319,14 +455,12 @@ def sample_dpm_solver_pp_2m(
             if k not in coefficients:
                 coefficients[k] = prepare(p, k)
             c1, c2, w = (c[i] for c in coefficients[k])
-            d = x0[k] if i == 0 else x0[k] + w * (x0[k] - previous[k])
-            previous[k] = x0[k]
+            d = x0[k] if i == 0 else x0[k] + w * (x0[k] - history[(k, i - 1)])
+            history[(k, i)] = x0[k]
+            history.pop((k, i - 2), None)
             new[k] = torch.addcmul(c1 * x[k], c2, d)
 
-    problem = _Problem(
-        denoise, x, times, space, mask, constraint, generator, callback, check_inputs
-    )
-    return _run(problem, update, "dpm_solver_pp_2m")
+    return _single_evaluation(p, update)
 
 
 def _churn(
@@ -343,7 +477,8 @@ def _churn(
 
     Raises the noise level ``sigma/alpha`` by ``1 + gamma`` by moving to an earlier-in-noise
     time ``t_hat`` and adding exactly the forward-process noise between ``t`` and ``t_hat``.
-    Returns the churned state and ``t_hat``. Churn needs a single schedule over components.
+    Returns the churned state and ``t_hat``. ``t_hat`` comes from the first continuous
+    component's schedule; every continuous component is then noised to ``t_hat`` in its own.
     """
     if churn <= 0:
         return x, t
@@ -360,7 +495,7 @@ def _churn(
     for k in p.continuous():
         a_i, s_i = p.alpha_sigma(k, t)
         a_h, s_h = p.alpha_sigma(k, t_hat)
-        ratio = torch.where(expand_like(gamma, x[k]) > 0, a_h / a_i, torch.ones_like(a_i))
+        ratio = torch.where(p.time_like(k, gamma) > 0, a_h / a_i, torch.ones_like(a_i))
         std = (s_h**2 - ratio**2 * s_i**2).clamp_min(0.0).sqrt()
         out[k] = ratio * x[k] + s_noise * std * p.noise(k, x[k])
     return out, t_hat
@@ -374,15 +509,22 @@ def _edm(
     s_tmin: float,
     s_tmax: float,
     s_noise: float,
-) -> State:
+) -> Step:
+    if not isinstance(churn, (int, float)) or not churn >= 0:
+        raise ValueError(f"{name}'s churn must be >= 0 (0 = deterministic); got {churn!r}")
+    if churn > 0 and not problem.continuous():
+        raise ValueError(
+            f"{name} with churn > 0 raises the noise level of continuous components, and this "
+            "space has none (categorical only); use churn=0 or the 'ddpm' / 'categorical' "
+            "sampler"
+        )
     times = problem.times
     if second_order or churn > 0:
         problem.require_positive_alpha(times[0], name)
-    state = problem.x
     steps = times.shape[0] - 1
     last_corrected = steps - 2 if problem.ends_at_data() else steps - 1
-    for i in range(steps):
-        t, s = times[i], times[i + 1]
+
+    def step(state: dict, i: int, t: Tensor, s: Tensor) -> tuple[dict, dict]:
         state, t_hat = _churn(problem, state, t, steps, churn, s_tmin, s_tmax, s_noise)
         x0 = problem.denoise(state, t_hat, i if churn <= 0 else None)
         new = dict(state)
@@ -407,150 +549,95 @@ def _edm(
                     + s_s * (eps[k] + eps_next) / 2.0
                 )
                 new[k] = torch.where(s_s > 0, heun, new[k])
-        state = problem.finish_step(new, s)
-        problem.report(i, t, s, state, x0)
-    return problem.unwrap(state)
+        return problem.finish_step(new, s), x0
+
+    return step
 
 
+@_sampler
 def sample_euler(
-    denoise: Denoise,
-    x: State,
-    times: Tensor,
+    p: _Problem,
     *,
-    space: Any,
-    mask: Any = None,
-    generator: torch.Generator | None = None,
-    callback: Callback | None = None,
-    constraint: Constraint | None = None,
-    check_inputs: bool = True,
     churn: float = 0.0,
     s_tmin: float = 0.0,
     s_tmax: float = float("inf"),
     s_noise: float = 1.0,
-) -> State:
+) -> Step:
     """EDM Euler (Karras et al. 2022, Alg. 2 without the correction) with optional churn.
 
     Steps the probability-flow ODE in the noise level ``sigma/alpha``; ``churn`` (EDM's
     ``S_churn``) adds noise within ``[s_tmin, s_tmax]`` (noise-level units) before each step.
+    Churn needs a continuous component (a categorical-only product raises ``ValueError``).
     """
-    problem = _Problem(
-        denoise, x, times, space, mask, constraint, generator, callback, check_inputs
-    )
-    return _edm(problem, "euler", False, churn, s_tmin, s_tmax, s_noise)
+    return _edm(p, "euler", False, churn, s_tmin, s_tmax, s_noise)
 
 
+@_sampler
 def sample_heun(
-    denoise: Denoise,
-    x: State,
-    times: Tensor,
+    p: _Problem,
     *,
-    space: Any,
-    mask: Any = None,
-    generator: torch.Generator | None = None,
-    callback: Callback | None = None,
-    constraint: Constraint | None = None,
-    check_inputs: bool = True,
     churn: float = 0.0,
     s_tmin: float = 0.0,
     s_tmax: float = float("inf"),
     s_noise: float = 1.0,
-) -> State:
+) -> Step:
     """EDM Heun (Karras et al. 2022, Alg. 2): Euler plus a trapezoidal correction, skipped on
-    the final step to ``sigma = 0``; ``2N - 1`` network evaluations for N steps. Needs
-    ``alpha(times[0]) > 0`` (use ``flow_heun`` for rectified-flow schedules started at 1)."""
-    problem = _Problem(
-        denoise, x, times, space, mask, constraint, generator, callback, check_inputs
-    )
-    return _edm(problem, "heun", True, churn, s_tmin, s_tmax, s_noise)
+    the final step to ``sigma = 0``; ``2N - 1`` network evaluations for N steps (``2N`` when
+    the grid ends above ``sigma = 0``). Needs ``alpha(times[0]) > 0`` (use ``flow_heun`` for
+    rectified-flow schedules started at 1)."""
+    return _edm(p, "heun", True, churn, s_tmin, s_tmax, s_noise)
 
 
 def _velocity(p: _Problem, k: str, x: Tensor, x0: Tensor, t: Tensor, i: int) -> Tensor:
     """Probability-flow velocity ``alpha'(t) x_0 + sigma'(t) eps`` of any schedule at
     ``t = times[i]``."""
     alpha, sigma = p.at(k, i)
-    d_alpha, d_sigma = p.spaces[k].schedule.d_alpha_sigma(expand_like(t, x))
+    d_alpha, d_sigma = p.spaces[k].schedule.d_alpha_sigma(p.time_like(k, t))
     return d_alpha * x0 + d_sigma * _eps(x, x0, alpha, sigma)
 
 
-def _flow(problem: _Problem, second_order: bool) -> State:
-    times, state = problem.times, problem.x
-    steps = times.shape[0] - 1
+def _flow(problem: _Problem, second_order: bool) -> Step:
+    steps = problem.times.shape[0] - 1
     last_corrected = steps - 2 if problem.ends_at_data() else steps - 1
-    for i in range(steps):
-        t, s = times[i], times[i + 1]
+
+    def step(state: dict, i: int, t: Tensor, s: Tensor) -> tuple[dict, dict]:
         x0 = problem.denoise(state, t, i)
         new = dict(state)
         problem.step_categorical(new, x0, t, s)
         velocity = {}
         for k in problem.continuous():
             velocity[k] = _velocity(problem, k, state[k], x0[k], t, i)
-            new[k] = state[k] + expand_like(s - t, state[k]) * velocity[k]
+            new[k] = state[k] + problem.time_like(k, s - t) * velocity[k]
         if second_order and i <= last_corrected:
             predicted = problem.finish_step(new, s)
             x0_next = problem.denoise(predicted, s, i + 1)
             for k in problem.continuous():
                 v_next = _velocity(problem, k, predicted[k], x0_next[k], s, i + 1)
-                dt = expand_like(s - t, state[k])
-                heun = state[k] + dt * (velocity[k] + v_next) / 2.0
+                heun = state[k] + problem.time_like(k, s - t) * (velocity[k] + v_next) / 2.0
                 _, s_s = problem.at(k, i + 1)
                 new[k] = torch.where(s_s > 0, heun, new[k])
-        state = problem.finish_step(new, s)
-        problem.report(i, t, s, state, x0)
-    return problem.unwrap(state)
+        return problem.finish_step(new, s), x0
+
+    return step
 
 
-def sample_flow_euler(
-    denoise: Denoise,
-    x: State,
-    times: Tensor,
-    *,
-    space: Any,
-    mask: Any = None,
-    generator: torch.Generator | None = None,
-    callback: Callback | None = None,
-    constraint: Constraint | None = None,
-    check_inputs: bool = True,
-) -> State:
+@_sampler
+def sample_flow_euler(p: _Problem) -> Step:
     """Euler on the flow ODE ``dx/dt = alpha'(t) x_0 + sigma'(t) eps`` in schedule time
     (flow matching's sampler; Lipman et al. 2023). Works from ``t = 1`` on every schedule."""
-    problem = _Problem(
-        denoise, x, times, space, mask, constraint, generator, callback, check_inputs
-    )
-    return _flow(problem, False)
+    return _flow(p, False)
 
 
-def sample_flow_heun(
-    denoise: Denoise,
-    x: State,
-    times: Tensor,
-    *,
-    space: Any,
-    mask: Any = None,
-    generator: torch.Generator | None = None,
-    callback: Callback | None = None,
-    constraint: Constraint | None = None,
-    check_inputs: bool = True,
-) -> State:
+@_sampler
+def sample_flow_heun(p: _Problem) -> Step:
     """Heun (trapezoidal) on the flow ODE in schedule time; the final step to ``sigma = 0``
-    is Euler, so N steps cost ``2N - 1`` evaluations."""
-    problem = _Problem(
-        denoise, x, times, space, mask, constraint, generator, callback, check_inputs
-    )
-    return _flow(problem, True)
+    is Euler, so N steps cost ``2N - 1`` evaluations (``2N`` when the grid ends above
+    ``sigma = 0``)."""
+    return _flow(p, True)
 
 
-def sample_euler_maruyama(
-    denoise: Denoise,
-    x: State,
-    times: Tensor,
-    *,
-    space: Any,
-    mask: Any = None,
-    generator: torch.Generator | None = None,
-    callback: Callback | None = None,
-    constraint: Constraint | None = None,
-    check_inputs: bool = True,
-) -> State:
+@_sampler
+def sample_euler_maruyama(p: _Problem) -> Step:
     """Euler–Maruyama on the reverse-time SDE (Song et al. 2021, eq. 6).
 
     With drift ``f = alpha'/alpha`` and diffusion ``g^2 = 2 sigma^2 (sigma'/sigma - f)`` of the
@@ -558,26 +645,23 @@ def sample_euler_maruyama(
     ``x_s = x_t + (f x_t + g^2 eps / sigma)(s - t) + g sqrt(t - s) z``. The last step adds no
     noise (the usual "denoised final step"). Needs ``alpha(times[0]) > 0``.
     """
+    p.require_positive_alpha(p.times[0], "euler_maruyama")
 
     def update(p: _Problem, x: dict, x0: dict, new: dict, i: int, t: Tensor, s: Tensor) -> None:
         last = p.times.shape[0] - 2
         for k in p.continuous():
-            tt = expand_like(t, x[k])
             alpha, sigma = p.at(k, i)
-            d_alpha, d_sigma = p.spaces[k].schedule.d_alpha_sigma(tt)
+            d_alpha, d_sigma = p.spaces[k].schedule.d_alpha_sigma(p.time_like(k, t))
             f = d_alpha / alpha
             g2 = (2.0 * sigma * (d_sigma - f * sigma)).clamp_min(0.0)
             eps = _eps(x[k], x0[k], alpha, sigma)
-            dt = expand_like(s - t, x[k])
+            dt = p.time_like(k, s - t)
             out = x[k] + (f * x[k] + g2 * eps / sigma) * dt
             if i < last:
                 out = out + (g2 * -dt).sqrt() * p.noise(k, x[k])
             new[k] = out
 
-    problem = _Problem(
-        denoise, x, times, space, mask, constraint, generator, callback, check_inputs
-    )
-    return _run(problem, update, "euler_maruyama", needs_positive_alpha=True)
+    return _single_evaluation(p, update)
 
 
 SAMPLERS: dict[str, Callable[..., State]] = {
@@ -601,10 +685,33 @@ def get_sampler(name: str) -> Callable[..., State]:
     return choose("sampler", name, SAMPLERS)
 
 
-def function_evaluations(name: str, steps: int) -> int:
-    """Network evaluations (NFE) a sampler spends on ``steps`` steps."""
+def function_evaluations(
+    name: str,
+    steps: int,
+    *,
+    t_end: float = 0.0,
+    schedule: Schedule | None = None,
+    resample: int = 0,
+) -> int:
+    """Network evaluations (NFE) a sampler spends on ``steps`` steps.
+
+    Heun variants skip their correction on a final step that lands on ``sigma = 0``: that is
+    the case when ``t_end = 0`` and ``sigma(0) = 0`` (every built-in schedule except
+    ``polynomial``, whose ``sigma(0) = sqrt(s) > 0``). Pass the grid's ``t_end`` and, to be
+    exact for any schedule, the ``schedule``. ``resample`` multiplies the count by
+    ``1 + resample``.
+    """
     get_sampler(name)
-    return 2 * steps - 1 if name in _TWO_EVALUATIONS else steps
+    if name in _TWO_EVALUATIONS:
+        if schedule is not None:
+            _, sigma = schedule.alpha_sigma(torch.tensor(float(t_end), dtype=torch.float64))
+            lands_on_data = bool(sigma == 0)
+        else:
+            lands_on_data = t_end == 0
+        per_pass = 2 * steps - 1 if lands_on_data else 2 * steps
+    else:
+        per_pass = steps
+    return per_pass * (1 + resample)
 
 
 def sample(
@@ -613,8 +720,16 @@ def sample(
     x: State,
     times: Tensor,
     *,
-    space: Any,
+    space: SpaceProtocol,
     **options: Any,
 ) -> State:
     """Run the sampler called ``name`` (see :data:`SAMPLERS`) with the common signature."""
     return get_sampler(name)(denoise, x, times, space=space, **options)
+
+
+sample.__doc__ = (
+    "Run the sampler called ``name`` (see :data:`SAMPLERS`) with the common signature.\n\n"
+    + SAMPLER_ARGUMENTS
+    + "\nOptions of each sampler (anything else raises :class:`SamplerOptionError`, a "
+    "``ValueError``):\n\n" + SAMPLER_OPTIONS
+)

@@ -10,11 +10,16 @@ Masks are boolean tensors covering the *leading* dimensions of a sample, e.g. a 
 shape (B, N) for positions of shape (B, N, 3). Padded entries are always zero and are never
 touched by noise or by samplers. Categorical variables live in :mod:`.categorical`; products
 of spaces in :class:`ProductSpace`.
+
+Every space, continuous, categorical or product, satisfies :class:`SpaceProtocol` (what
+samplers, objectives and :class:`~.parameterization.Denoiser` rely on); each component of a
+space satisfies :class:`ComponentSpaceProtocol` (it also has a schedule and can re-noise).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -25,6 +30,60 @@ from .schedules import Schedule
 
 State = Tensor | dict[str, Tensor]
 Mask = Tensor | None | Mapping[str, Tensor | None]
+
+
+@runtime_checkable
+class SpaceProtocol(Protocol):
+    """The interface every space satisfies: :class:`EuclideanSpace` (masked or not),
+    :class:`CoMFreeSpace`, :class:`~.categorical.CategoricalSpace` and :class:`ProductSpace`.
+
+    * ``is_categorical`` — whether states are one-hot (the network outputs logits);
+    * ``components()`` — ``(key, component)`` pairs: ``(None, self)`` for a single space, the
+      named components of a product;
+    * ``validate(x, mask)`` — raise ``ValueError`` naming the fix if ``x`` does not belong;
+    * ``project(x, mask)`` — put a state (or a prediction) back on the space;
+    * ``prior(shape, mask, *, t, generator, device, dtype)`` — a draw at time ``t``.
+
+    States, masks and shapes are tensors/tuples for single spaces and dicts of them for a
+    product. ``isinstance(obj, SpaceProtocol)`` checks that the members exist.
+    """
+
+    is_categorical: bool
+
+    def components(self) -> Iterator[tuple[str | None, Any]]: ...
+
+    def validate(self, x: Any, mask: Any = None) -> None: ...
+
+    def project(self, x: Any, mask: Any = None) -> Any: ...
+
+    def prior(
+        self,
+        shape: Any,
+        mask: Any = None,
+        *,
+        t: float = 1.0,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> Any: ...
+
+
+@runtime_checkable
+class ComponentSpaceProtocol(SpaceProtocol, Protocol):
+    """A single (non-product) space: :class:`SpaceProtocol` plus its ``schedule`` and
+    ``renoise(x_s, s, t, mask, generator)``, a draw from the forward transition
+    ``q(x_t | x_s)`` for ``t >= s`` (used by RePaint-style resampling)."""
+
+    schedule: Schedule
+
+    def renoise(
+        self,
+        x_s: Tensor,
+        s: Tensor,
+        t: Tensor,
+        mask: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor: ...
 
 
 def _mask_like(mask: Tensor, x: Tensor) -> Tensor:
@@ -73,6 +132,23 @@ class Space:
         """``alpha(t) x0 + sigma(t) eps``; ``t`` of shape (), (B,) or (B, ...leading)."""
         alpha, sigma = self.schedule.alpha_sigma(expand_like(t, x0))
         return alpha * x0 + sigma * eps
+
+    def renoise(
+        self,
+        x_s: Tensor,
+        s: Tensor,
+        t: Tensor,
+        mask: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """A draw from ``q(x_t | x_s)`` for ``t >= s``: ``alpha_{t|s} x_s + sigma_{t|s} eps``
+        with ``alpha_{t|s} = alpha_t / alpha_s`` and
+        ``sigma_{t|s}^2 = sigma_t^2 - alpha_{t|s}^2 sigma_s^2`` (RePaint's jump back)."""
+        a_s, s_s = self.schedule.alpha_sigma(expand_like(s, x_s).to(x_s.dtype))
+        a_t, s_t = self.schedule.alpha_sigma(expand_like(t, x_s).to(x_s.dtype))
+        ratio = a_t / a_s
+        std = (s_t**2 - ratio**2 * s_s**2).clamp_min(0.0).sqrt()
+        return self.project(ratio * x_s + std * self.noise(x_s, mask, generator), mask)
 
     def prior(
         self,
@@ -149,13 +225,64 @@ class ProductSpace:
 
     is_categorical = False
 
-    def __init__(self, spaces: Mapping[str, Space]) -> None:
+    def __init__(self, spaces: Mapping[str, Any]) -> None:
         if not spaces:
             raise ValueError("ProductSpace needs at least one component")
+        for key, sub in spaces.items():
+            if isinstance(sub, ProductSpace) or not isinstance(sub, SpaceProtocol):
+                raise ValueError(
+                    f"ProductSpace component {key!r} must be a single space (EuclideanSpace, "
+                    f"CoMFreeSpace, CategoricalSpace); got {type(sub).__name__}"
+                )
         self.spaces = dict(spaces)
 
-    def components(self) -> Iterator[tuple[str | None, Space]]:
+    def components(self) -> Iterator[tuple[str | None, Any]]:
         yield from self.spaces.items()
+
+    def _masks(self, mask: Any) -> dict[str, Tensor | None]:
+        if mask is not None and not isinstance(mask, Mapping):
+            raise ValueError(
+                f"a ProductSpace mask is a dict keyed like the components {sorted(self.spaces)}"
+            )
+        unknown = sorted(set(mask or {}) - set(self.spaces))
+        if unknown:
+            raise ValueError(f"mask keys {unknown} are not components {sorted(self.spaces)}")
+        return {k: (mask or {}).get(k) for k in self.spaces}
+
+    def validate(self, x: Any, mask: Any = None) -> None:
+        """A dict with exactly the components' keys, each valid for its component."""
+        if not isinstance(x, Mapping) or set(x) != set(self.spaces):
+            raise ValueError(f"a ProductSpace state must be a dict with keys {sorted(self.spaces)}")
+        masks = self._masks(mask)
+        for k, sub in self.spaces.items():
+            sub.validate(x[k], masks[k])
+
+    def project(self, x: Any, mask: Any = None) -> dict[str, Tensor]:
+        masks = self._masks(mask)
+        return {k: self.spaces[k].project(v, masks[k]) for k, v in x.items()}
+
+    def prior(
+        self,
+        shape: Mapping[str, tuple[int, ...]],
+        mask: Any = None,
+        *,
+        t: float = 1.0,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> dict[str, Tensor]:
+        """A draw per component; ``shape`` and ``mask`` are dicts keyed like the components."""
+        if not isinstance(shape, Mapping) or set(shape) != set(self.spaces):
+            raise ValueError(
+                f"ProductSpace.prior needs a shape per component {sorted(self.spaces)}"
+            )
+        masks = self._masks(mask)
+        return {
+            k: sub.prior(
+                tuple(shape[k]), masks[k], t=t, generator=generator, device=device, dtype=dtype
+            )
+            for k, sub in self.spaces.items()
+        }
 
     def __getitem__(self, key: str) -> Space:
         return self.spaces[key]
