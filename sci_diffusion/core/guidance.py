@@ -252,7 +252,10 @@ def reconstruction_guidance(
             torch.zeros_like(v) if g is None else -g for g, v in zip(grads, wrt, strict=True)
         ]
         residual_norm = _per_sample_norm([r.detach() for r in residual.values()])
-        on_known = [torch.where(masks[k], d, torch.zeros_like(d)) for k, d in zip(values, direction)]
+        on_known = [
+            torch.where(masks[k], d, torch.zeros_like(d))
+            for k, d in zip(values, direction, strict=True)
+        ]
         gain = scale * residual_norm / _per_sample_norm(on_known).clamp_min(1e-30)
         step = [d * expand_like(gain, d) for d in direction]
         step = _clip(_skip_non_finite(step, "reconstruction_guidance", t, advice), max_norm)

@@ -166,7 +166,7 @@ def test_reconstruction_guidance_stays_in_range_with_a_sharp_denoiser():
     The normalized step stays within the data's range (|x| < 2.5 for means in [-1.5, 1.5])
     at scales up to 8."""
     sharp = GaussianMixture(MEANS.float(), torch.full((4,), 1e-4))
-    mode, known, known_mask = _problem(200, 5)
+    _, known, known_mask = _problem(200, 5)
     known = known.float()
     inpaint = Inpainting(known, known_mask, SCHEDULE, generator=_gen(6))
     for scale in (1.0, 8.0):
@@ -188,7 +188,7 @@ def _nan_gradient_denoise(x, t):
 def test_non_finite_step_is_skipped_with_advice():
     x = torch.randn(4, T, 2, generator=_gen(9))
     x[1, 3, 0] = 0.0  # sample 1's Jacobian is infinite there
-    mode, known, known_mask = _problem(4, 10)
+    _, known, known_mask = _problem(4, 10)
     guided = reconstruction_guidance(_nan_gradient_denoise, known.float(), known_mask, 1.0)
     t = torch.tensor(0.5)
     with pytest.warns(RuntimeWarning, match=r"1 of 4 samples.*skipped.*lower `scale`"):
@@ -205,7 +205,7 @@ def test_non_finite_step_is_skipped_with_advice():
 
 def test_max_norm_clips_both_guidances():
     x = torch.randn(4, T, 2, generator=_gen(11))
-    mode, known, known_mask = _problem(4, 12)
+    _, known, known_mask = _problem(4, 12)
     t = torch.tensor(0.9)
     plain = _nan_gradient_denoise(x.abs() + 0.1, t)
     for guided in (
