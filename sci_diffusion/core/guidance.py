@@ -204,9 +204,9 @@ def reconstruction_guidance(
     * **normalized** — the step's length on the known entries is ``scale`` times the current
       disagreement ``||M (y - D)||``, whatever the Jacobian's size or the noise level
       (DPS-style step size ``zeta / ||y - A x0||``, Chung et al. 2023), so a sharp network
-      cannot blow it up the way ``sigma^2 / alpha`` factors do. ``scale = 1`` is one step of Gaussian conditioning
-      (the free part moves by its regression on the known part's disagreement); a
-      multimodal posterior needs more: 4 is our default advice (98.6% right mode on the
+      cannot blow it up the way ``sigma^2 / alpha`` factors do. ``scale = 1`` is one step of
+      Gaussian conditioning (the free part moves by its regression on the known part's
+      disagreement); a multimodal posterior needs more: 4 is our default advice (98.6% right mode on the
       test mixture, docs/core.md), tune between 2 and 16;
     * **clipped** — ``max_norm`` caps the step's norm per sample (data units), for data
       whose disagreement can be large early in sampling;
