@@ -206,8 +206,8 @@ def reconstruction_guidance(
       (DPS-style step size ``zeta / ||y - A x0||``, Chung et al. 2023), so a sharp network
       cannot blow it up the way ``sigma^2 / alpha`` factors do. ``scale = 1`` is one step of
       Gaussian conditioning (the free part moves by its regression on the known part's
-      disagreement); a multimodal posterior needs more: 4 is our default advice (98.6% right mode on the
-      test mixture, docs/core.md), tune between 2 and 16;
+      disagreement); a multimodal posterior needs more: 4 is the default (98.6% right mode
+      on the test mixture, docs/core.md), tune between 2 and 16;
     * **clipped** — ``max_norm`` caps the step's norm per sample (data units), for data
       whose disagreement can be large early in sampling;
     * **non-finite** gradients (an overflowing Jacobian) skip that sample's step, with a
