@@ -910,31 +910,91 @@ def _batch_checks(
     """Checks 9-11 in order, on the records that passed checks 1-8."""
     first_seen: dict[str, MoleculeRecord] = {}
     for record, result in zip(records, partial, strict=True):
-        if training is not None and record.canonical_smiles is not None:
-            record.novel = record.canonical_smiles not in training
-        if any(g not in record.gates or not _acceptable(g, record.gates[g].status)
-               for g in PER_MOLECULE_GATES):  # fmt: skip
-            continue
-        record.gates["duplicates"] = _duplicate_outcome(record, first_seen, config)
-        if record.gates["duplicates"].status == PASS:
-            record.gates["novelty"] = _novelty_outcome(record, config, training is not None)
-            if record.gates["novelty"].status != FAIL:  # skipped without a training set
-                record.gates["deny_list"] = GateOutcome(*result[6])
+        key = duplicate_key(record, config)
+        first = None if key is None else first_seen.setdefault(key, record)
+        _batch_check(record, result, config, training, first)
 
 
-def _duplicate_outcome(
-    record: MoleculeRecord, first_seen: dict[str, MoleculeRecord], config: GateConfig
-) -> GateOutcome:
-    key = getattr(record, config.duplicate_key) or record.canonical_smiles
-    first = first_seen.setdefault(key, record)
+def duplicate_key(record: MoleculeRecord, config: GateConfig) -> str | None:
+    """What makes ``record`` a duplicate (its canonical SMILES or InChIKey, as
+    :attr:`GateConfig.duplicate_key` says), or ``None`` if it does not reach the duplicates
+    check (a check 1-8 failed). Records are those of :func:`run_gate` before its batch checks
+    (or of :func:`complete_record`)."""
+    if any(g not in record.gates or not _acceptable(g, record.gates[g].status)
+           for g in PER_MOLECULE_GATES):  # fmt: skip
+        return None
+    return getattr(record, config.duplicate_key) or record.canonical_smiles
+
+
+def _batch_check(
+    record: MoleculeRecord,
+    result: tuple[Any, ...],
+    config: GateConfig,
+    training: Collection[str] | None,
+    first: Any,
+) -> None:
+    """Checks 9-11 of one record; ``first`` is its key's first occurrence (itself if it is the
+    first; anything with ``index`` and ``source``), ``None`` if it does not reach check 9."""
+    if training is not None and record.canonical_smiles is not None:
+        record.novel = record.canonical_smiles not in training
+    if first is None:
+        return
+    record.gates["duplicates"] = _duplicate_outcome(record, first, config)
+    if record.gates["duplicates"].status == PASS:
+        record.gates["novelty"] = _novelty_outcome(record, config, training is not None)
+        if record.gates["novelty"].status != FAIL:  # skipped without a training set
+            record.gates["deny_list"] = GateOutcome(*result[6])
+
+
+def duplicate_reason(first_index: int, first_source: str | None, key: str) -> str:
+    """The reason of a duplicate: ``duplicate of input 4 (line 8), same canonical_smiles``."""
+    where = f" ({first_source})" if first_source else ""
+    return f"duplicate of input {first_index}{where}, same {key}"
+
+
+def _duplicate_outcome(record: MoleculeRecord, first: Any, config: GateConfig) -> GateOutcome:
     values = {"first_index": first.index}
     if first is record:
         return GateOutcome(PASS, "", values)
-    where = f" ({first.source})" if first.source else ""
-    reason = f"duplicate of input {first.index}{where}, same {config.duplicate_key}"
+    reason = duplicate_reason(first.index, first.source, config.duplicate_key)
     if config.reject_duplicates:
         return GateOutcome(FAIL, reason, values)
     return GateOutcome(PASS, "recorded only: " + reason, values)
+
+
+def complete_record(
+    index: int,
+    result: tuple[Any, ...],
+    config: GateConfig,
+    *,
+    name: str | None = None,
+    source: str | None = None,
+    training: Collection[str] | None = None,
+    first: Any = None,
+) -> MoleculeRecord:
+    """One molecule's final record from its per-molecule result, for callers that keep the
+    duplicate bookkeeping themselves (streaming screening, :mod:`.screen`).
+
+    Parameters
+    ----------
+    index, name, source
+        The record's input position, name and source.
+    result
+        One item of the per-molecule checks' output (the workers' result of :func:`run_gate`).
+    config, training
+        As for :func:`run_gate` (``training`` a set of canonical SMILES, or ``None``).
+    first
+        The earlier occurrence of the same molecule (anything with ``index`` and ``source``),
+        or ``None`` when this record is the first one (or never reaches the duplicates check).
+    """
+    record = _record(index, result, name, source)
+    if duplicate_key(record, config) is not None:
+        first = record if first is None else first
+    else:
+        first = None
+    _batch_check(record, result, config, training, first)
+    _finalize(record)
+    return record
 
 
 def _novelty_outcome(record: MoleculeRecord, config: GateConfig, has_training: bool) -> GateOutcome:
@@ -1015,6 +1075,109 @@ def canonical_smiles_set(
 # Batch summary
 
 
+Signature = tuple[tuple[str, ...], str | None, str, bool, bool | None]
+"""What :func:`gate_metrics` counts of one record: every check's status in :data:`GATES` order,
+the first failing check, validation status, passed, novel."""
+
+
+def record_signature(record: MoleculeRecord) -> Signature:
+    """The :data:`Signature` of a finalized record."""
+    statuses = tuple(record.gates[gate].status for gate in GATES)
+    return statuses, record.failed_gate, record.validation_status, record.passed, record.novel
+
+
+def record_alerts(record: MoleculeRecord) -> dict[str, list[str]]:
+    """``{"pains": [...], "brenk": [...]}``: the alerts matched in a record's ``alerts`` check."""
+    return {key: list(names or []) for key, names in record.gates["alerts"].values.items()}
+
+
+@dataclass
+class GateCounts:
+    """Counters behind :func:`gate_metrics`, filled record by record and mergeable, so a
+    screening that streams a file in chunks keeps no records (memory independent of the
+    number of molecules). ``gate_metrics(records)`` is ``GateCounts`` over the records.
+
+    Attributes
+    ----------
+    signatures
+        How many records had each :data:`Signature`.
+    alerts
+        Matches per alert name, per catalog (``pains``, ``brenk``).
+    """
+
+    signatures: Counter[Signature] = field(default_factory=Counter)
+    alerts: dict[str, Counter[str]] = field(
+        default_factory=lambda: {"pains": Counter(), "brenk": Counter()}
+    )
+
+    def add(self, record: MoleculeRecord) -> None:
+        """Count one finalized record."""
+        self.signatures[record_signature(record)] += 1
+        self.add_alerts(record_alerts(record))
+
+    def add_alerts(self, alerts: Mapping[str, Iterable[str]]) -> None:
+        for key, names in alerts.items():
+            self.alerts.setdefault(key, Counter()).update(names)
+
+    def update(self, other: GateCounts) -> None:
+        """Add another counter's counts (e.g. one chunk's)."""
+        self.signatures.update(other.signatures)
+        for key, counter in other.alerts.items():
+            self.alerts.setdefault(key, Counter()).update(counter)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready form (:meth:`from_json` reads it back)."""
+        return {
+            "signatures": [[list(sig[0]), *sig[1:], n] for sig, n in self.signatures.items()],
+            "alerts": {key: dict(counter) for key, counter in self.alerts.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> GateCounts:
+        counts = cls()
+        for statuses, failed, status, passed, novel, n in data["signatures"]:
+            counts.signatures[(tuple(statuses), failed, status, passed, novel)] += n
+        for key, counter in data["alerts"].items():
+            counts.alerts[key] = Counter(counter)
+        return counts
+
+    def metrics(self, config: GateConfig | None = None) -> dict[str, Any]:
+        """The counts as :func:`gate_metrics` reports them."""
+        n = sum(self.signatures.values())
+        per_gate = [Counter() for _ in GATES]
+        failures: Counter[str | None] = Counter()
+        statuses: Counter[str] = Counter()
+        passed = novelty_checked = novel = 0
+        for (outcomes, failed, status, ok, is_novel), count in self.signatures.items():
+            for counter, outcome in zip(per_gate, outcomes, strict=True):
+                counter[outcome] += count
+            failures[failed] += count
+            statuses[status] += count
+            passed += count if ok else 0
+            novelty_checked += count if is_novel is not None else 0
+            novel += count if is_novel else 0
+        gates = {}
+        for gate, counts in zip(GATES, per_gate, strict=True):
+            gates[gate] = {o: counts.get(o, 0) for o in OUTCOMES}
+            gates[gate]["pass_fraction"] = counts.get(PASS, 0) / n if n else 0.0
+        metrics: dict[str, Any] = {
+            "n_input": n,
+            "n_candidates": passed,
+            "pass_rate": passed / n if n else 0.0,
+            "n_valid_structure": n - statuses[GENERATED],
+            "gates": gates,
+            "first_failure": {g: failures[g] for g in GATES if failures[g]},
+            "validation_status": {s: statuses[s] for s in VALIDATION_STATUSES},
+            "alerts": {key: dict(counter.most_common()) for key, counter in self.alerts.items()},
+            "n_novelty_checked": novelty_checked,
+            "n_novel": novel,
+            "property_names": list(PROPERTY_NAMES),
+        }
+        if config is not None:
+            metrics["gate_config"] = config.to_dict()
+        return metrics
+
+
 def gate_metrics(records: Sequence[MoleculeRecord], config: GateConfig | None = None) -> dict:
     """Counts per check and outcome, pass rate and validation statuses of a screened batch.
 
@@ -1031,35 +1194,10 @@ def gate_metrics(records: Sequence[MoleculeRecord], config: GateConfig | None = 
         JSON-ready: ``n_input``, ``n_candidates``, ``pass_rate``, ``n_valid_structure``,
         ``gates`` (``{check: {"pass", "fail", "skipped", "pass_fraction"}}``), ``first_failure``,
         ``validation_status``, ``alerts`` (match counts per alert among checked molecules),
-        ``n_novel`` / ``n_novelty_checked`` and ``gate_config``.
+        ``n_novel`` / ``n_novelty_checked`` and ``gate_config``. The same as
+        :meth:`GateCounts.metrics` of a :class:`GateCounts` over the records.
     """
-    n = len(records)
-    gates = {}
-    for gate in GATES:
-        counts = Counter(r.gates[gate].status for r in records)
-        gates[gate] = {o: counts.get(o, 0) for o in OUTCOMES}
-        gates[gate]["pass_fraction"] = counts.get(PASS, 0) / n if n else 0.0
-    alerts: dict[str, Counter[str]] = {"pains": Counter(), "brenk": Counter()}
+    counts = GateCounts()
     for record in records:
-        for key, names in record.gates["alerts"].values.items():
-            alerts[key].update(names or [])
-    novelty_checked = [r for r in records if r.novel is not None]
-    failures = Counter(r.failed_gate for r in records)
-    metrics: dict[str, Any] = {
-        "n_input": n,
-        "n_candidates": sum(r.passed for r in records),
-        "pass_rate": sum(r.passed for r in records) / n if n else 0.0,
-        "n_valid_structure": sum(r.validation_status != GENERATED for r in records),
-        "gates": gates,
-        "first_failure": {g: failures[g] for g in GATES if failures[g]},
-        "validation_status": {
-            s: sum(r.validation_status == s for r in records) for s in VALIDATION_STATUSES
-        },
-        "alerts": {key: dict(counter.most_common()) for key, counter in alerts.items()},
-        "n_novelty_checked": len(novelty_checked),
-        "n_novel": sum(bool(r.novel) for r in novelty_checked),
-        "property_names": list(PROPERTY_NAMES),
-    }
-    if config is not None:
-        metrics["gate_config"] = config.to_dict()
-    return metrics
+        counts.add(record)
+    return counts.metrics(config)

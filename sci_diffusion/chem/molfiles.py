@@ -10,6 +10,7 @@ gate unparsed. :func:`input_format` tells the format from the file name
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
@@ -25,13 +26,17 @@ from sci_diffusion.io.errors import UserInputError
 from .sanitize import condense_parse_log, rdkit_errors, sanitize
 
 __all__ = [
+    "BINARY_PEEK",
+    "BINARY_SHARE",
     "SDF_SUFFIXES",
     "SMILES_SUFFIXES",
     "InputMolecule",
     "MoleculeProblem",
     "RawRecord",
     "UnknownFormatError",
+    "binary_reason",
     "input_format",
+    "non_text_share",
     "parse_smiles",
     "rdkit_errors",
     "read_molecules",
@@ -164,6 +169,10 @@ class RawRecord:
     not_utf8 : bool
         Some bytes were not UTF-8 and read as U+FFFD: lenient readers may keep the record,
         strict ones reject it.
+    binary : str
+        Why the line (or a line of the record) is binary data rather than text — a NUL byte
+        or another control character (:func:`binary_reason`) — else empty. Every reader
+        rejects such a record with this reason; the file's other records are unaffected.
     """
 
     line: int
@@ -171,10 +180,41 @@ class RawRecord:
     text: str
     name: str
     not_utf8: bool = False
+    binary: str = ""
 
 
-_BINARY_PEEK = 8192
+BINARY_PEEK = 65536
+"""Bytes at the start of a file (after decompression) that decide whether it is text at all."""
+BINARY_SHARE = 0.30
+"""A file whose first :data:`BINARY_PEEK` bytes are more than this share non-text
+(:func:`non_text_share`) is refused whole; below it, bad lines are rejected one by one."""
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # what errors="surrogateescape" makes of a bad byte
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f]")  # C0 controls but tab, newlines, \v, \f
+_CONTROL_BYTES = bytes(range(0x00, 0x09)) + bytes(range(0x0E, 0x20)) + b"\x7f"
+
+
+def non_text_share(sample: bytes) -> float:
+    """The share of ``sample``'s bytes that are not text: control bytes other than tab,
+    newlines, vertical tab and form feed (NUL included), and bytes that are not part of valid
+    UTF-8 (an incomplete character at the very end, cut by the sample, counts as text)."""
+    if not sample:
+        return 0.0
+    controls = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
+    text = codecs.getincrementaldecoder("utf-8")("surrogateescape").decode(sample, final=False)
+    invalid = len(_ESCAPED_BYTE.findall(text))
+    return (controls + invalid) / len(sample)
+
+
+def binary_reason(line: str) -> str:
+    """Why one decoded line is binary data, not text (empty if it is text): a NUL byte or
+    another control character, with its 1-based column."""
+    found = _CONTROL.search(line)
+    if found is None:
+        return ""
+    column = found.start() + 1
+    if "\x00" in line:
+        return f"binary data: NUL byte at column {line.index(chr(0)) + 1}"
+    return f"binary data: control character U+{ord(found.group()):04X} at column {column}"
 
 
 def _check_file(path: Path) -> None:
@@ -195,21 +235,29 @@ def _empty_error(path: Path, what: str) -> ValueError:
     )
 
 
-def _decoded_lines(path: Path) -> Iterator[tuple[int, str, bool]]:
-    """(line number, text without its newline, had non-UTF-8 bytes) for each line; bad bytes
-    read as U+FFFD and are flagged rather than failing the whole file."""
+def _decoded_lines(path: Path) -> Iterator[tuple[int, str, bool, str]]:
+    """(line number, text without its newline, had non-UTF-8 bytes, binary reason) for each
+    line; bad bytes read as U+FFFD and are flagged rather than failing the whole file. Only a
+    file that is mostly binary (:data:`BINARY_SHARE`) raises."""
     _check_file(path)
     with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as handle:
-        if b"\0" in handle.read(_BINARY_PEEK):
-            raise ValueError(f"{path}: looks like a binary file, not SMILES or SDF text")
+        share = non_text_share(handle.read(BINARY_PEEK))
+        if share > BINARY_SHARE:
+            raise ValueError(
+                f"{path}: looks like a binary file, not SMILES or SDF text ({share:.0%} of the "
+                f"first {BINARY_PEEK // 1024} KiB are control bytes or invalid UTF-8; more than "
+                f"{BINARY_SHARE:.0%} refuses a file, less rejects the bad lines one by one)"
+            )
         handle.seek(0)
         text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="surrogateescape")
         for number, line in enumerate(text, start=1):
             line = line.rstrip("\r\n")
+            binary = binary_reason(line)
             if _ESCAPED_BYTE.search(line) is None:
-                yield number, line, False
+                yield number, line, False, binary
             else:
-                yield number, line.encode(errors="surrogateescape").decode(errors="replace"), True
+                line = line.encode(errors="surrogateescape").decode(errors="replace")
+                yield number, line, True, binary
 
 
 def _header_columns(lowered: list[str]) -> tuple[int, int]:
@@ -226,9 +274,13 @@ def _smiles_records(path: Path) -> Iterator[RawRecord]:
     is_csv = ".csv" in path.suffixes
     smiles_col, name_col = 0, 1
     first = True
-    for number, raw, not_utf8 in _decoded_lines(path):
+    for number, raw, not_utf8, binary in _decoded_lines(path):
         line = raw.strip()
         if not line or line.startswith("#"):
+            continue
+        if binary:  # never parsed: its cells could be anything
+            first = False
+            yield RawRecord(number, None, "", "", not_utf8, binary)
             continue
         if is_csv:
             cells = [c.strip() for c in next(csv.reader([line]))]
@@ -246,23 +298,29 @@ def _smiles_records(path: Path) -> Iterator[RawRecord]:
         yield RawRecord(number, None, smiles, name, not_utf8)
 
 
-def _sdf_record(record: int, start: int, lines: list[str], not_utf8: bool) -> RawRecord:
+def _sdf_record(
+    record: int, start: int, lines: list[str], not_utf8: bool, binary: str
+) -> RawRecord:
+    if binary:
+        return RawRecord(start, record, "", "", not_utf8, binary)
     title = lines[0].strip() if lines else ""
     return RawRecord(start, record, "\n".join(lines), title, not_utf8)
 
 
 def _sdf_records(path: Path) -> Iterator[RawRecord]:
     """One record per ``$$$$``-terminated block (a blank one too: it is counted and reported)."""
-    record, start, lines, not_utf8 = 1, 1, [], False
-    for number, line, bad in _decoded_lines(path):
+    record, start, lines, not_utf8, binary = 1, 1, [], False, ""
+    for number, line, bad, control in _decoded_lines(path):
         if line.strip() == "$$$$":
-            yield _sdf_record(record, start, lines, not_utf8)
-            record, start, lines, not_utf8 = record + 1, number + 1, [], False
+            yield _sdf_record(record, start, lines, not_utf8, binary)
+            record, start, lines, not_utf8, binary = record + 1, number + 1, [], False, ""
         else:
             lines.append(line)
             not_utf8 = not_utf8 or bad
+            if control and not binary:
+                binary = f"line {number}: {control}"
     if any(line.strip() for line in lines):  # a last record without its "$$$$"
-        yield _sdf_record(record, start, lines, not_utf8)
+        yield _sdf_record(record, start, lines, not_utf8, binary)
 
 
 def read_raw_records(path: str | Path, fmt: str) -> Iterator[RawRecord]:
@@ -277,7 +335,9 @@ def read_raw_records(path: str | Path, fmt: str) -> Iterator[RawRecord]:
     FileNotFoundError, IsADirectoryError
         No such file (raised, like the rest, when iteration starts).
     ValueError
-        An unknown ``fmt``, or a NUL byte in the first 8 KiB: a binary file, not text.
+        An unknown ``fmt``, or a binary file: more than :data:`BINARY_SHARE` of the first
+        :data:`BINARY_PEEK` bytes are not text (:func:`non_text_share`). A binary *line* in a
+        text file is a record with :attr:`RawRecord.binary` set instead.
     OSError, EOFError
         The file cannot be read (e.g. a broken ``.gz``).
     """
@@ -320,7 +380,10 @@ def read_smiles_file(path: str | Path) -> tuple[list[InputMolecule], list[Molecu
     molecules: list[InputMolecule] = []
     problems: list[MoleculeProblem] = []
     for raw in read_raw_records(path, "smiles"):
-        mol, reason = parse_smiles(raw.text) if raw.text else (None, "no SMILES on this line")
+        if raw.binary:
+            mol, reason = None, raw.binary
+        else:
+            mol, reason = parse_smiles(raw.text) if raw.text else (None, "no SMILES on this line")
         if mol is None:
             problems.append(MoleculeProblem(str(path), raw.line, None, raw.text, reason))
             continue
@@ -392,7 +455,10 @@ def read_sdf(path: str | Path) -> tuple[list[InputMolecule], list[MoleculeProble
     molecules: list[InputMolecule] = []
     problems: list[MoleculeProblem] = []
     for raw in read_raw_records(path, "sdf"):
-        mol, reason = _mol_from_record(raw.text.split("\n"))
+        if raw.binary:
+            mol, reason = None, raw.binary
+        else:
+            mol, reason = _mol_from_record(raw.text.split("\n"))
         if mol is None:
             problems.append(MoleculeProblem(str(path), raw.line, raw.record, raw.name, reason))
             continue

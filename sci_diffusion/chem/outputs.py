@@ -30,13 +30,13 @@ import csv
 import datetime
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
 
 import rdkit
-from rdkit import Chem
+from rdkit import Chem, rdBase
 from rdkit.Chem import Draw, rdDepictor
 
 from sci_diffusion import __version__
@@ -166,48 +166,115 @@ def record_fields(record: MoleculeRecord) -> dict[str, Any]:
     return fields
 
 
-def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
-    with path.open("w", newline="") as f:
+def candidate_row(record: MoleculeRecord, prov: Mapping[str, Any]) -> list[str]:
+    """One ``candidates.csv`` row (:data:`CANDIDATE_COLUMNS`, then the provenance fields)."""
+    fields = record_fields(record) | dict(prov)
+    return [_cell(fields.get(c)) for c in (*CANDIDATE_COLUMNS, *prov)]
+
+
+def rejected_row(record: MoleculeRecord) -> list[str]:
+    """One ``rejected.csv`` row (:data:`REJECTED_COLUMNS`)."""
+    fields = record_fields(record)
+    return [_cell(fields.get(c)) for c in REJECTED_COLUMNS]
+
+
+def sdf_tags(values: Mapping[str, str]) -> str:
+    """SD data items, one per (tag, formatted value), in order."""
+    return "".join(f">  <{tag}>\n{value}\n\n" for tag, value in values.items())
+
+
+def sdf_block(
+    record: MoleculeRecord, prov: Mapping[str, Any], *, split_at: Sequence[str] = ()
+) -> str | tuple[str, str]:
+    """One ``candidates.sdf`` record: the mol block (2D coordinates computed for a molecule
+    without conformers), one SD tag per column and provenance field, ``$$$$``.
+
+    With ``split_at`` (consecutive columns) those tags are left out and the text is returned
+    as ``(head, tail)`` around where they belong, for a caller that fills them in later.
+    """
+    mol = record.mol()
+    if mol is None:  # cannot happen for a passed record; never write a blank entry
+        raise ValueError(f"candidate {record.index} has no molecule")
+    if mol.GetNumConformers() == 0:
+        rdDepictor.Compute2DCoords(mol)
+    mol.SetProp("_Name", _cell(record.name or record.canonical_smiles))
+    fields = record_fields(record) | dict(prov)
+    tags = {column: _cell(fields.get(column)) for column in (*CANDIDATE_COLUMNS, *prov)}
+    block = Chem.MolToMolBlock(mol)
+    if not split_at:
+        return block + sdf_tags(tags) + "$$$$\n"
+    columns = list(tags)
+    cut = columns.index(split_at[0])
+    if columns[cut : cut + len(split_at)] != list(split_at):
+        raise ValueError(f"split_at {split_at} are not consecutive columns")
+    head = {c: tags[c] for c in columns[:cut]}
+    tail = {c: tags[c] for c in columns[cut + len(split_at) :]}
+    return block + sdf_tags(head), sdf_tags(tail) + "$$$$\n"
+
+
+def _write_csv(path: Path, rows: Iterable[Sequence[str]], columns: Sequence[str]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(columns)
-        for row in rows:
-            writer.writerow([_cell(row.get(c)) for c in columns])
+        writer.writerows(rows)
 
 
 def _write_sdf(path: Path, candidates: Sequence[MoleculeRecord], prov: Mapping[str, Any]) -> None:
-    writer = Chem.SDWriter(str(path))
-    try:
+    with path.open("w", encoding="utf-8") as f:
         for record in candidates:
-            mol = record.mol()
-            if mol is None:  # cannot happen for a passed record; never write a blank entry
-                raise ValueError(f"candidate {record.index} has no molecule")
-            if mol.GetNumConformers() == 0:
-                rdDepictor.Compute2DCoords(mol)
-            mol.SetProp("_Name", _cell(record.name or record.canonical_smiles))
-            fields = record_fields(record) | dict(prov)
-            for column in (*CANDIDATE_COLUMNS, *prov):
-                mol.SetProp(column, _cell(fields.get(column)))
-            writer.write(mol)
-    finally:
-        writer.close()
+            block = sdf_block(record, prov)
+            assert isinstance(block, str)
+            f.write(block)
 
 
-def _grid_molecules(
-    candidates: Sequence[MoleculeRecord], size: int
-) -> tuple[list[Chem.Mol], list[str]]:
-    """Flat 2D copies of the first ``size`` drawable candidates and their captions."""
-    mols, legends = [], []
+GridEntry = tuple[Chem.Mol, int, float, float]
+"""(molecule, index, QED, SA score) of one drawn candidate."""
+
+
+def _record_entries(candidates: Sequence[MoleculeRecord], size: int) -> list[GridEntry]:
+    entries = []
     for record in candidates[:size]:
         mol = record.mol()
-        if mol is None:
-            continue
+        if mol is not None:
+            props = record.properties
+            qed, sa = props.get("qed", float("nan")), props.get("sa_score", float("nan"))
+            entries.append((mol, record.index, qed, sa))
+    return entries
+
+
+def sdf_grid_entries(path: str | Path, size: int = 24) -> list[GridEntry]:
+    """The first ``size`` molecules of a ``candidates.sdf`` with their index, QED and SA tags,
+    for drawing the grid of a screening that streamed its candidates to the file."""
+    entries: list[GridEntry] = []
+    if size <= 0 or not Path(path).is_file() or Path(path).stat().st_size == 0:
+        return entries
+    with rdBase.BlockLogs():
+        supplier = Chem.SDMolSupplier(str(path), sanitize=True, removeHs=False)
+        for mol in supplier:
+            if len(entries) >= size:
+                break
+            if mol is None:
+                continue
+            props = mol.GetPropsAsDict()
+            index = int(props.get("index", len(entries)))
+            entries.append((mol, index, _float(props.get("qed")), _float(props.get("sa_score"))))
+    return entries
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _grid_molecules(entries: Sequence[GridEntry]) -> tuple[list[Chem.Mol], list[str]]:
+    """Flat 2D copies of the drawable entries and their captions."""
+    mols, legends = [], []
+    for mol, index, qed, sa in entries:
         mol = Chem.Mol(without_hydrogens(mol))
         rdDepictor.Compute2DCoords(mol)  # a flat drawing even for 3D inputs
-        props = record.properties
-        legends.append(
-            f"#{record.index}  QED {props.get('qed', float('nan')):.2f}  "
-            f"SA {props.get('sa_score', float('nan')):.1f}"
-        )
+        legends.append(f"#{index}  QED {qed:.2f}  SA {sa:.1f}")
         mols.append(mol)
     return mols, legends
 
@@ -227,7 +294,12 @@ def grid_svg(candidates: Sequence[MoleculeRecord], size: int = 24, per_row: int 
     per_row
         Molecules per grid row.
     """
-    mols, legends = _grid_molecules(candidates, size)
+    return grid_svg_of(_record_entries(candidates, size), per_row)
+
+
+def grid_svg_of(entries: Sequence[GridEntry], per_row: int = 6) -> str:
+    """:func:`grid_svg` of (molecule, index, QED, SA) entries (e.g. :func:`sdf_grid_entries`)."""
+    mols, legends = _grid_molecules(entries)
     if not mols:
         return (
             '<svg xmlns="http://www.w3.org/2000/svg" width="320" height="40">'
@@ -244,11 +316,16 @@ def grid_svg(candidates: Sequence[MoleculeRecord], size: int = 24, per_row: int 
 
 def grid_png(candidates: Sequence[MoleculeRecord], size: int = 24, per_row: int = 6) -> bytes:
     """The drawings of :func:`grid_svg` as PNG bytes (opens in every viewer)."""
+    return grid_png_of(_record_entries(candidates, size), per_row)
+
+
+def grid_png_of(entries: Sequence[GridEntry], per_row: int = 6) -> bytes:
+    """:func:`grid_png` of (molecule, index, QED, SA) entries."""
     import io
 
     from PIL import Image, ImageDraw
 
-    mols, legends = _grid_molecules(candidates, size)
+    mols, legends = _grid_molecules(entries)
     if mols:
         image = Draw.MolsToGridImage(
             mols, molsPerRow=min(per_row, len(mols)), subImgSize=(220, 180), legends=legends
@@ -267,14 +344,17 @@ def _top_reasons(records: Sequence[MoleculeRecord], n: int = 10) -> list[tuple[s
 
 
 def report_markdown(
-    records: Sequence[MoleculeRecord], metrics: Mapping[str, Any], prov: Mapping[str, Any]
+    records: Sequence[MoleculeRecord] | Counter[tuple[str, str]],
+    metrics: Mapping[str, Any],
+    prov: Mapping[str, Any],
 ) -> str:
     """The text of ``report.md``: counts, the checks table, top rejection reasons, provenance.
 
     Parameters
     ----------
     records
-        Every screened record.
+        Every screened record, or (for a streamed screening) a ``Counter`` of
+        ``(failed check, reason)`` of the rejected ones.
     metrics
         :func:`~sci_diffusion.chem.gate.gate_metrics` output (plus any extras).
     prov
@@ -308,7 +388,10 @@ def report_markdown(
         c = metrics["gates"][gate]
         lines.append(f"| {gate} | {c['pass']} | {c['fail']} | {c['skipped']} |")
     lines += ["", "After the first failing check the later ones are skipped.", ""]
-    reasons = _top_reasons(records)
+    if isinstance(records, Counter):
+        reasons = [(gate, reason, count) for (gate, reason), count in records.most_common(10)]
+    else:
+        reasons = _top_reasons(records)
     if reasons:
         lines += [
             "## Most common rejection reasons",
@@ -372,9 +455,9 @@ def write_outputs(
     with contextlib.ExitStack() as stack:
         tmp = {name: stack.enter_context(temp_path(out, name)) for name in OUTPUT_FILES}
         _write_sdf(tmp[CANDIDATES_SDF], candidates, prov)
-        rows = [record_fields(r) | prov for r in candidates]
+        rows = (candidate_row(r, prov) for r in candidates)
         _write_csv(tmp[CANDIDATES_CSV], rows, (*CANDIDATE_COLUMNS, *prov))
-        _write_csv(tmp[REJECTED_CSV], [record_fields(r) for r in rejected], REJECTED_COLUMNS)
+        _write_csv(tmp[REJECTED_CSV], (rejected_row(r) for r in rejected), REJECTED_COLUMNS)
         tmp[GRID_SVG].write_text(grid_svg(candidates, grid_size))
         tmp[GRID_PNG].write_bytes(grid_png(candidates, grid_size))
         tmp[REPORT_MD].write_text(report_markdown(records, metrics, prov))

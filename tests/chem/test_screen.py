@@ -182,7 +182,8 @@ def test_novelty_from_a_training_file(tmp_path: Path) -> None:
     [
         ("missing.smi", None, "no such file"),
         ("in.xyz", b"3\n\nC 0 0 0\n", "unknown molecule file type"),
-        ("in.smi", b"\x00\x01binary", "binary file"),
+        ("in.smi", bytes(range(256)) * 8, "binary file"),
+        ("in.smi", b"\x89PNG\r\n\x1a\n" + bytes(4000), "binary file"),
         ("in.smi", b"# only a comment\n\n", "no molecules found"),
         ("in.sdf", b"\n\n", "no molecules found"),
         ("in.smi.gz", b"not gzip at all", "cannot read"),
