@@ -256,6 +256,9 @@ class ScreenOptions(Schema):
     training: str | None = opt(None, "training SMILES file (novelty)")
     processes: int | None = opt(None, "worker processes (default: all cores)", min=1)
     config: str | None = opt(None, "YAML/JSON file of gate settings")
+    chunk: int = opt(10_000, "records between two commits of the resume ledger", min=1)
+    resume: bool = opt(True, "continue an unfinished run of the same input and settings in out=")
+    shard: str | None = opt(None, "<rank>/<world>: only the records i with i % world == rank")
     gate: dict[str, Any] = field(
         default_factory=dict, metadata=doc("gate.<setting>=<value>: one gate setting, over config=")
     )

@@ -310,7 +310,8 @@ def run_screen(o: schema.ScreenOptions) -> int:
         base = GateConfig.from_dict(config or {}).to_dict()
         config = GateConfig.from_dict({**base, **o.gate})
     out = Path(str(o.out))
-    metrics = screen_file(str(o.in_), out, config, training=o.training, processes=o.processes)
+    metrics = screen_file(str(o.in_), out, config, training=o.training, processes=o.processes,
+                          chunk=o.chunk, resume=o.resume, shard=o.shard, progress=True)  # fmt: skip
     print(f"screened {metrics.get('n_input')} molecules: {metrics.get('n_candidates')} candidates"
           f" -> {out / 'candidates.csv'}")  # fmt: skip
     return 0
@@ -365,7 +366,9 @@ REGISTRY: dict[str, Command] = {
     "screen": Command(
         "run the RDKit screening gate on a SMILES or SDF file",
         ("sci-diffusion screen in=<file> out=<dir> [training=<smiles file>] "
-         "[gate.<setting>=<value> ...]",),
+         "[gate.<setting>=<value> ...]",
+         "sci-diffusion screen in=<file> out=<dir> [chunk=10000] [resume=false] "
+         "[shard=<rank>/<world>]"),
         parse_screen, run_screen),
 }  # fmt: skip
 """Every subcommand; the top-level help, dispatch and :func:`check` read this."""

@@ -9,13 +9,15 @@ never anything of the caller's threads. Elsewhere the platform's default start m
 
 from __future__ import annotations
 
+import collections
+import itertools
 import math
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from typing import TypeVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, TypeVar
 
 from sci_diffusion.io.progress import Progress
 
@@ -23,7 +25,14 @@ A = TypeVar("A")
 T = TypeVar("T")
 R = TypeVar("R")
 
-__all__ = ["available_cores", "chunk_slices", "map_chunks", "process_pool", "resolve_processes"]
+__all__ = [
+    "available_cores",
+    "chunk_slices",
+    "imap_tasks",
+    "map_chunks",
+    "process_pool",
+    "resolve_processes",
+]
 
 
 def available_cores() -> int:
@@ -61,10 +70,66 @@ def chunk_slices(
         yield items[start : start + size]
 
 
-def process_pool(processes: int) -> ProcessPoolExecutor:
-    """A pool of ``processes`` workers, forked on Linux (see the module docstring)."""
+def process_pool(
+    processes: int,
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
+) -> ProcessPoolExecutor:
+    """A pool of ``processes`` workers, forked on Linux (see the module docstring); each worker
+    runs ``initializer(*initargs)`` first (forked workers inherit ``initargs`` unpickled)."""
     context = multiprocessing.get_context("fork") if sys.platform.startswith("linux") else None
-    return ProcessPoolExecutor(max_workers=processes, mp_context=context)
+    return ProcessPoolExecutor(
+        max_workers=processes, mp_context=context, initializer=initializer, initargs=initargs
+    )
+
+
+def imap_tasks(
+    fn: Callable[[A, T], R],
+    arg: A,
+    tasks: Iterable[T],
+    processes: int | None = 1,
+    *,
+    window: int | None = None,
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
+) -> Iterator[R]:
+    """``fn(arg, task)`` for each task of a (possibly endless) iterable, yielded in task order,
+    with at most ``window`` tasks read ahead and in flight (default ``2 * processes + 2``), so
+    memory stays bounded however many tasks there are.
+
+    The tasks are drawn lazily (a reader can produce them from a file as the workers need them);
+    the pool (:func:`process_pool`, with ``initializer``) starts only when a second task exists.
+    With one process, or a single task, everything runs inline after ``initializer(*initargs)``
+    in this process. A worker's exception is raised here, and the tasks not yet started are
+    cancelled.
+    """
+    processes = resolve_processes(processes)
+    tasks = iter(tasks)
+    first = next(tasks, None)
+    if first is None:
+        return
+    second = next(tasks, None) if processes > 1 else None
+    if second is None:
+        if initializer is not None:
+            initializer(*initargs)
+        yield fn(arg, first)
+        for task in tasks:  # processes == 1
+            yield fn(arg, task)
+        return
+    window = max(1, window or 2 * processes + 2)
+    pool = process_pool(processes, initializer, initargs)
+    pending: collections.deque[Future[R]] = collections.deque()
+    try:
+        for task in itertools.chain([first, second], tasks):
+            pending.append(pool.submit(fn, arg, task))
+            while len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def map_chunks(
