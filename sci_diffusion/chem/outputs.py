@@ -166,16 +166,43 @@ def record_fields(record: MoleculeRecord) -> dict[str, Any]:
     return fields
 
 
-def candidate_row(record: MoleculeRecord, prov: Mapping[str, Any]) -> list[str]:
-    """One ``candidates.csv`` row (:data:`CANDIDATE_COLUMNS`, then the provenance fields)."""
+_MISSING = object()
+Cells = tuple[dict[str, Any], dict[str, str]]
+"""A record's raw output fields and their formatted cells, by column (:func:`record_cells`)."""
+
+
+def record_cells(
+    record: MoleculeRecord, prov: Mapping[str, Any], *, like: Cells | None = None
+) -> Cells:
+    """Every output field of a record (with the provenance) and its formatted cell.
+
+    ``like``: the cells of another record of the same molecule; a field equal to (and of the
+    same type as) the field there is not formatted again (streaming screening completes one
+    molecule twice, and the two differ in a few checks only)."""
     fields = record_fields(record) | dict(prov)
-    return [_cell(fields.get(c)) for c in (*CANDIDATE_COLUMNS, *prov)]
+    if like is None:
+        return fields, {column: _cell(value) for column, value in fields.items()}
+    old_fields, old_cells = like
+    cells = {}
+    for column, value in fields.items():
+        old = old_fields.get(column, _MISSING)
+        same = old is value or (type(old) is type(value) and old == value)
+        cells[column] = old_cells[column] if same else _cell(value)
+    return fields, cells
 
 
-def rejected_row(record: MoleculeRecord) -> list[str]:
+def candidate_row(
+    record: MoleculeRecord, prov: Mapping[str, Any], cells: Cells | None = None
+) -> list[str]:
+    """One ``candidates.csv`` row (:data:`CANDIDATE_COLUMNS`, then the provenance fields)."""
+    by_column = (cells or record_cells(record, prov))[1]
+    return [by_column.get(c, "") for c in (*CANDIDATE_COLUMNS, *prov)]
+
+
+def rejected_row(record: MoleculeRecord, cells: Cells | None = None) -> list[str]:
     """One ``rejected.csv`` row (:data:`REJECTED_COLUMNS`)."""
-    fields = record_fields(record)
-    return [_cell(fields.get(c)) for c in REJECTED_COLUMNS]
+    by_column = (cells or record_cells(record, {}))[1]
+    return [by_column.get(c, "") for c in REJECTED_COLUMNS]
 
 
 def sdf_tags(values: Mapping[str, str]) -> str:
@@ -184,13 +211,18 @@ def sdf_tags(values: Mapping[str, str]) -> str:
 
 
 def sdf_block(
-    record: MoleculeRecord, prov: Mapping[str, Any], *, split_at: Sequence[str] = ()
+    record: MoleculeRecord,
+    prov: Mapping[str, Any],
+    *,
+    split_at: Sequence[str] = (),
+    cells: Cells | None = None,
 ) -> str | tuple[str, str]:
     """One ``candidates.sdf`` record: the mol block (2D coordinates computed for a molecule
     without conformers), one SD tag per column and provenance field, ``$$$$``.
 
     With ``split_at`` (consecutive columns) those tags are left out and the text is returned
     as ``(head, tail)`` around where they belong, for a caller that fills them in later.
+    ``cells``: the record's :func:`record_cells`, if already made.
     """
     mol = record.mol()
     if mol is None:  # cannot happen for a passed record; never write a blank entry
@@ -198,8 +230,8 @@ def sdf_block(
     if mol.GetNumConformers() == 0:
         rdDepictor.Compute2DCoords(mol)
     mol.SetProp("_Name", _cell(record.name or record.canonical_smiles))
-    fields = record_fields(record) | dict(prov)
-    tags = {column: _cell(fields.get(column)) for column in (*CANDIDATE_COLUMNS, *prov)}
+    by_column = (cells or record_cells(record, prov))[1]
+    tags = {column: by_column.get(column, "") for column in (*CANDIDATE_COLUMNS, *prov)}
     block = Chem.MolToMolBlock(mol)
     if not split_at:
         return block + sdf_tags(tags) + "$$$$\n"

@@ -79,10 +79,12 @@ from .outputs import (
     REJECTED_COLUMNS,
     REJECTED_CSV,
     REPORT_MD,
+    Cells,
     candidate_row,
     grid_png_of,
     grid_svg_of,
     provenance,
+    record_cells,
     rejected_row,
     report_markdown,
     sdf_block,
@@ -278,32 +280,34 @@ def _key_digest(key: str) -> bytes:
     return hashlib.blake2b(key.encode(), digest_size=16).digest()
 
 
-def _row_of(record: MoleculeRecord, prov: Mapping[str, Any]) -> tuple[bool, list[str]]:
+def _row_of(
+    record: MoleculeRecord, prov: Mapping[str, Any], cells: Cells
+) -> tuple[bool, list[str]]:
     if record.passed:
-        return True, candidate_row(record, prov)
-    return False, rejected_row(record)
+        return True, candidate_row(record, prov, cells)
+    return False, rejected_row(record, cells)
 
 
 def _duplicate_variant(
-    record: MoleculeRecord, prov: Mapping[str, Any]
+    record: MoleculeRecord, prov: Mapping[str, Any], cells: Cells
 ) -> tuple[bool, list[str | None], list[tuple[int, str, str]], Any, Signature, tuple | None]:
     """The outputs of a record completed as a duplicate of a placeholder, with the cells that
     name the earlier occurrence left as holes ``(position, prefix, "reason" | "values")``."""
-    passed, row = _row_of(record, prov)
+    passed, row = _row_of(record, prov, cells)
     columns = (*CANDIDATE_COLUMNS, *prov) if passed else REJECTED_COLUMNS
     prefix = "" if record.failed_gate == "duplicates" else "recorded only: "
     holes = [(columns.index(_DUPLICATE_CELLS[0]), prefix, "reason"),
              (columns.index(_DUPLICATE_CELLS[1]), "", "values")]  # fmt: skip
     if record.failed_gate == "duplicates":
         holes.append((columns.index("failure_reason"), "", "reason"))
-    cells: list[str | None] = list(row)
+    holed: list[str | None] = list(row)
     for position, _, _ in holes:
-        cells[position] = None
-    sdf = sdf_block(record, prov, split_at=_DUPLICATE_CELLS) if passed else None
+        holed[position] = None
+    sdf = sdf_block(record, prov, split_at=_DUPLICATE_CELLS, cells=cells) if passed else None
     reason = None
     if record.failed_gate and record.failed_gate != "duplicates":
         reason = (record.failed_gate, record.failure_reason or "")
-    return passed, cells, holes, sdf, record_signature(record), reason
+    return passed, holed, holes, sdf, record_signature(record), reason
 
 
 def _screen_task(_: None, task: Sequence[tuple[int, str, Any, str | None, str]]) -> tuple:
@@ -327,14 +331,15 @@ def _screen_task(_: None, task: Sequence[tuple[int, str, Any, str | None, str]])
                                  training=training)  # fmt: skip
         alerts.add_alerts(record_alerts(record))
         key = duplicate_key(record, config)
-        passed, row = _row_of(record, prov)
-        sdf = sdf_block(record, prov) if passed else None
+        cells = record_cells(record, prov)
+        passed, row = _row_of(record, prov, cells)
+        sdf = sdf_block(record, prov, cells=cells) if passed else None
         reason = (record.failed_gate, record.failure_reason or "") if record.failed_gate else None
         duplicate = None
         if key is not None:
             twin = complete_record(index, result, config, name=name, source=source,
                                    training=training, first=_Placeholder())  # fmt: skip
-            duplicate = _duplicate_variant(twin, prov)
+            duplicate = _duplicate_variant(twin, prov, record_cells(twin, prov, like=cells))
             key = _key_digest(key)
         out.append((key, passed, row, sdf, record_signature(record), reason, duplicate))
     return out, dict(alerts.alerts)
