@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import math
 import re
 from collections import Counter
@@ -1066,9 +1067,23 @@ def canonical_smiles_set(
         Show progress (a training set of 100,000 molecules takes several seconds).
     """
     items = list(smiles)
+    digest = hashlib.sha256("\n".join(items).encode()).hexdigest()
+    key = (digest, len(items), isomeric)
+    if key in _CANONICAL_MEMO:  # a training set is canonicalised once per process
+        return _CANONICAL_MEMO[key]
     desc = "canonical SMILES" if progress else None
     canonical = map_chunks(_canonical_chunk, isomeric, items, processes, progress=desc)
-    return frozenset(s for s in canonical if s is not None)
+    result = frozenset(s for s in canonical if s is not None)
+    if len(_CANONICAL_MEMO) >= _CANONICAL_MEMO_SIZE:
+        _CANONICAL_MEMO.pop(next(iter(_CANONICAL_MEMO)))
+    _CANONICAL_MEMO[key] = result
+    return result
+
+
+_CANONICAL_MEMO: dict[tuple[str, int, bool], frozenset[str]] = {}
+_CANONICAL_MEMO_SIZE = 4
+"""Recent results of :func:`canonical_smiles_set` by content hash: evaluating or sampling a
+model again in one process (a notebook, the test suite, sharded evaluation) reuses the set."""
 
 
 # --------------------------------------------------------------------------------------------

@@ -189,7 +189,9 @@ def test_product_space_perfect_network_gives_zero_loss():
     net = lambda x, t: {"pos": centred, "atoms": 1e4 * x0["atoms"]}  # noqa: E731
     objective = DiffusionObjective(Denoiser(net, _space(), {"pos": "x0"}), "min_snr")
     out = objective(x0, mask=masks, generator=_gen(4))
-    assert float(out.loss) == 0.0
+    # Zero up to rounding: the CoM-free part of the prediction is re-centred (projected), which
+    # moves the exact target by float noise (6.5e-18 seen).
+    assert 0.0 <= float(out.loss) < 1e-15
 
 
 @pytest.mark.parametrize("name", VP_AND_FLOW)
