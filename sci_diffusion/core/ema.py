@@ -48,10 +48,14 @@ class EMA:
     def update(self, model: nn.Module) -> None:
         """Fold the model's current weights into the average (call after each optimiser step)."""
         d = self.decay()
-        for averaged, current in zip(self.module.parameters(), model.parameters(), strict=True):
-            averaged.lerp_(current.detach().to(averaged.dtype), 1.0 - d)
-        for averaged, current in zip(self.module.buffers(), model.buffers(), strict=True):
-            averaged.copy_(current)
+        averaged = list(self.module.parameters())
+        current = [
+            p.detach().to(a.dtype) for a, p in zip(averaged, model.parameters(), strict=True)
+        ]
+        if averaged:
+            torch._foreach_lerp_(averaged, current, 1.0 - d)  # one call, not one per tensor
+        for avg_buffer, buffer in zip(self.module.buffers(), model.buffers(), strict=True):
+            avg_buffer.copy_(buffer)
         self.step += 1
 
     def state_dict(self) -> dict[str, Tensor]:
