@@ -56,7 +56,7 @@ from rdkit.Chem import FilterCatalog
 from sci_diffusion.io.errors import UserInputError
 
 from ._deprecated import moved_names
-from .parallel import map_chunks, resolve_processes
+from .parallel import frozen_heap, map_chunks, resolve_processes
 from .plausibility import PLAUSIBILITY_CHECKS, PlausibilityConfig, check_plausibility
 from .properties import PROPERTY_NAMES, compute_properties, sascorer, without_hydrogens
 from .sanitize import clean_log, one_line, sanitize
@@ -762,7 +762,6 @@ def _safe_properties(mol: Chem.Mol) -> tuple[dict[str, float | int], str]:
         return {}, one_line(f"{type(error).__name__}: {error}")
 
 
-@functools.lru_cache(maxsize=4)
 def _acceptable(gate: str, status: str) -> bool:
     """Whether ``status`` of ``gate`` lets a molecule go on (pass, or a skippable skip)."""
     return status == PASS or (status == SKIPPED and gate in SKIPPABLE_GATES)
@@ -772,7 +771,10 @@ def _all_acceptable(outcomes: Sequence[tuple[str, str, dict[str, Any]]]) -> bool
     return all(_acceptable(GATES[i], o[0]) for i, o in enumerate(outcomes))
 
 
+@functools.lru_cache(maxsize=4)
 def _checker_for(config: GateConfig) -> _Checker:
+    """One :class:`_Checker` per config and process (building the PAINS and Brenk catalogs
+    takes about 75 ms: once per chunk it was a tenth of the gate's time on QM9)."""
     return _Checker(config)
 
 
@@ -865,12 +867,13 @@ def run_gate(
     processes = resolve_processes(processes)
     encoded = [_encode(item) for item in inputs]
     _checker_for(config)  # build catalogs before any fork, so workers inherit them
-    partial = map_chunks(_check_chunk, config, encoded, processes, chunk_size,
-                         progress="screening gate" if progress else None)  # fmt: skip
-    records = [
-        _record(i, result, names[i] if names else None, sources[i] if sources else None)
-        for i, result in enumerate(partial)
-    ]
+    with frozen_heap():  # no GC passes over the caller's heap, in the workers or here
+        partial = map_chunks(_check_chunk, config, encoded, processes, chunk_size,
+                             progress="screening gate" if progress else None)  # fmt: skip
+        records = [
+            _record(i, result, names[i] if names else None, sources[i] if sources else None)
+            for i, result in enumerate(partial)
+        ]
     reference = None
     if training_smiles is not None:  # membership tests need a set, not a list
         reference = (
