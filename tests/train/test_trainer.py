@@ -266,7 +266,10 @@ def test_nan_loss_exits_1_from_cli(
 # -- (e) tampered and truncated checkpoints -----------------------------------------------
 
 
-def test_tampered_checkpoint_is_never_loaded(tmp_path: Path) -> None:
+def test_tampered_checkpoint_is_never_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # where a user would run the commands
     run_dir = tmp_path / "run"
     cfg = make_cfg("trainer.max_steps=40")
     train(cfg, run_dir)
@@ -279,13 +282,15 @@ def test_tampered_checkpoint_is_never_loaded(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="hash"):
         load_checkpoint(last)
 
-    # eval skips the tampered file, says so on stderr, and evaluates the previous one.
-    out = run_cli(["eval", f"run={run_dir}", "steps=5", "task.eval.n_samples=200"], tmp_path)
-    assert out.returncode == 0, out.stderr
-    assert "Traceback" not in out.stderr
-    assert "skipping checkpoint" in out.stderr, out.stderr
-    assert "step_00000040" in out.stderr and "hash" in out.stderr, out.stderr
-    metrics = json.loads(out.stdout)
+    # eval skips the tampered file, says so (a RuntimeWarning: on stderr under Python's default
+    # warning filters), and evaluates the previous one.
+    capfd.readouterr()
+    with pytest.warns(RuntimeWarning, match=r"skipping checkpoint .*step_00000040.*hash"):
+        code = cli.main(["eval", f"run={run_dir}", "steps=5", "task.eval.n_samples=200"])
+    out = capfd.readouterr()
+    assert code == 0, out.err
+    assert "Traceback" not in out.err
+    metrics = json.loads(out.out)
     assert metrics["checkpoint"] == "step_00000030.safetensors"
     assert metrics["step"] == 30
 
@@ -311,7 +316,10 @@ def test_loaded_tensors_do_not_alias_the_file(tmp_path: Path) -> None:
     assert torch.equal(tensors["w"], torch.zeros(4096)), "the verified tensor changed on disk edit"
 
 
-def test_truncated_checkpoints_are_refused(tmp_path: Path) -> None:
+def test_truncated_checkpoints_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # where a user would run the commands
     run_dir = tmp_path / "run"
     train(make_cfg("trainer.max_steps=20"), run_dir)
     for path in list_checkpoints(run_dir / "checkpoints"):
@@ -319,18 +327,23 @@ def test_truncated_checkpoints_are_refused(tmp_path: Path) -> None:
         with path.open("r+b") as f:
             f.truncate(size // 2)
 
-    out = run_cli(["eval", f"run={run_dir}"], tmp_path)
-    assert out.returncode == 2, out.stdout
-    assert "Traceback" not in out.stderr
-    last_line = out.stderr.strip().splitlines()[-1]
+    capfd.readouterr()
+    code = cli.main(["eval", f"run={run_dir}"])
+    out = capfd.readouterr()
+    assert code == 2, out.out
+    assert "Traceback" not in out.err
+    last_line = out.err.strip().splitlines()[-1]
     # The error names the folder and the newest file's own reason (not just "train first").
-    assert last_line.startswith("error: ") and "passes verification" in last_line, out.stderr
+    assert last_line.startswith("error: ") and "passes verification" in last_line, out.err
     assert "truncated" in last_line
 
-    out = run_cli(["train", f"resume={run_dir}", "trainer.max_steps=30"], tmp_path)
-    assert out.returncode == 2
-    assert out.stderr.strip().splitlines()[-1].startswith("error: nothing to resume")
-    assert "Traceback" not in out.stderr
+    # Every checkpoint is skipped with a warning, then the error.
+    with pytest.warns(RuntimeWarning, match="skipping checkpoint .*truncated"):
+        code = cli.main(["train", f"resume={run_dir}", "trainer.max_steps=30"])
+    out = capfd.readouterr()
+    assert code == 2
+    assert out.err.strip().splitlines()[-1].startswith("error: nothing to resume")
+    assert "Traceback" not in out.err
 
 
 # -- (f) model card ------------------------------------------------------------------------
