@@ -137,11 +137,15 @@ def _parse_block(text: str) -> MoleculeInput:
     return mol
 
 
+def _source(line: int, record: int | None) -> str:
+    """Where a record is: ``line 12`` (SMILES) or ``record 3 (line 40)`` (SDF)."""
+    return f"line {line}" if record is None else f"record {record} (line {line})"
+
+
 def _gate_input(raw: RawRecord) -> tuple[MoleculeInput, str | None, str]:
     """(gate input, name, source) of a record. A SMILES goes on unparsed, so that the gate's
     construction check records why it fails; an SDF record is parsed here, unsanitized."""
-    line = f"line {raw.line}"
-    source = line if raw.record is None else f"record {raw.record} ({line})"
+    source = _source(raw.line, raw.record)
     if raw.binary:
         return NotConstructed(raw.binary), None, source
     if raw.not_utf8:
@@ -421,10 +425,31 @@ def _load_ledger(partial: Path, fingerprint: str) -> _Ledger | None:
     return ledger
 
 
-def _seen_from_outputs(partial: Path, key_column: str) -> dict[bytes, tuple[int, str]]:
+class _Seen(dict):
+    """The first occurrence of every distinct molecule: key digest -> index and line packed in
+    one int (about 130 bytes a molecule; the source text is rebuilt from them when needed)."""
+
+    def __init__(self, fmt: str) -> None:
+        super().__init__()
+        self.sdf = fmt == "sdf"
+
+    def add(self, key: bytes, index: int, source: str) -> None:
+        line = int(source.rsplit(" ", 1)[1].rstrip(")"))  # "line 12", "record 3 (line 40)"
+        self[key] = index << 32 | line
+
+    def first(self, key: bytes) -> tuple[int, str] | None:
+        """(index, source) of the first occurrence, or ``None``."""
+        packed = self.get(key)
+        if packed is None:
+            return None
+        index, line = packed >> 32, packed & 0xFFFFFFFF
+        return index, _source(line, index + 1 if self.sdf else None)
+
+
+def _seen_from_outputs(partial: Path, key_column: str, fmt: str) -> _Seen:
     """The first occurrence of every molecule in the outputs written so far (rows whose
     duplicates check passed as their own first occurrence)."""
-    seen: dict[bytes, tuple[int, str]] = {}
+    seen = _Seen(fmt)
     for name in (CANDIDATES_CSV, REJECTED_CSV):
         with (partial / name).open(newline="", encoding="utf-8") as f:
             for row in csv.DictReader(f):
@@ -434,7 +459,7 @@ def _seen_from_outputs(partial: Path, key_column: str) -> dict[bytes, tuple[int,
                 if json.loads(row["gate_duplicates_values"]).get("first_index") != index:
                     continue
                 key = row[key_column] or row["canonical_smiles"]
-                seen[_key_digest(key)] = (index, row["source"])
+                seen.add(_key_digest(key), index, row["source"])
     return seen
 
 
@@ -505,7 +530,7 @@ class _Appender:
 
 
 def _consume(
-    results: tuple, appender: _Appender, seen: dict[bytes, tuple[int, str]], config: GateConfig
+    results: tuple, appender: _Appender, seen: _Seen, config: GateConfig
 ) -> None:
     """Write one task's records (in order), choosing first occurrence or duplicate for each."""
     rows, alerts = results
@@ -513,9 +538,9 @@ def _consume(
     ledger.counts.add_alerts(alerts)
     generic = f"duplicate of an earlier input, same {config.duplicate_key}"
     for key, passed, row, sdf, signature, reason, duplicate in rows:
-        first = None if key is None else seen.get(key)
+        first = None if key is None else seen.first(key)
         if key is not None and first is None:
-            seen[key] = (int(row[0]), row[2])  # index and source, the rows' first two columns
+            seen.add(key, int(row[0]), row[2])  # index and source: the rows' first columns
         if first is not None:
             passed, cells, holes, sdf_parts, signature, reason = duplicate
             text = duplicate_reason(first[0], first[1], config.duplicate_key)
@@ -719,9 +744,12 @@ def _stream(
     """Screen the records after the ledger's, appending and committing every ``chunk``."""
     appender = _Appender(partial, ledger, prov)
     try:
-        seen = _seen_from_outputs(partial, config.duplicate_key) if ledger.records else {}
+        fmt, records = _open_records(in_path)
+        if ledger.records:
+            seen = _seen_from_outputs(partial, config.duplicate_key, fmt)
+        else:
+            seen = _Seen(fmt)
         _checker_for(config)  # catalogs and the SA table before the fork: workers inherit them
-        _, records = _open_records(in_path)
         tasks = _tasks(records, ledger.records, shard, min(TASK_SIZE, chunk))
         committed = ledger.records
         with Progress(None, "screening", unit="records", initial=ledger.records,

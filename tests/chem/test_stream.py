@@ -219,3 +219,18 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path: Path)
     assert {k: v for k, v in got.items() if k != "provenance"} == {
         k: v for k, v in want.items() if k != "provenance"
     }
+
+
+def test_sdf_duplicates_name_the_first_record(tmp_path: Path) -> None:
+    from rdkit import Chem
+
+    blocks = [Chem.MolToMolBlock(Chem.MolFromSmiles(s)) for s in ("CCO", "c1ccccc1O", "OCC")]
+    path = tmp_path / "in.sdf"
+    path.write_text("".join(b + "$$$$\n" for b in blocks * 3))
+    screen_file(path, tmp_path / "stream", processes=2, chunk=2, provenance_fields=PROV)
+    batch = read_gate_inputs(path)
+    records = run_gate(batch.molecules, names=batch.names, sources=batch.sources)
+    write_outputs(tmp_path / "batch", records, config=GateConfig(), provenance_fields=PROV)
+    same_files(tmp_path / "stream", tmp_path / "batch")
+    reasons = [r["failure_reason"] for r in read_rows(tmp_path / "stream" / "rejected.csv")]
+    assert reasons[0] == "duplicate of input 0 (record 1 (line 1)), same canonical_smiles"
