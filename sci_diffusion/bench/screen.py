@@ -18,7 +18,10 @@ pays it. Reported per data set:
   these still compare with an unloaded machine's figures;
 * ``anchor_checks_rate`` — one core, only sanitize + PAINS/Brenk + QED + SA score, the work
   behind the ANCHORS.md figures (about 1,600 QM9-sized and 430 MOSES-sized molecules/s on a
-  2-core machine like ours), so the two can be compared like for like.
+  2-core machine like ours), so the two can be compared like for like;
+* ``stream_*`` — the same for what ``sci-diffusion screen`` runs: the molecules written to a
+  SMILES file and screened by :func:`~sci_diffusion.chem.screen.screen_file` (streaming,
+  every output file written and fsync'ed), one process against all cores.
 
 The load average before and after is recorded: on a machine shared with other work the
 all-cores rate (and so the ratio) drops first.
@@ -27,6 +30,7 @@ all-cores rate (and so the ratio) drops first.
 from __future__ import annotations
 
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +44,7 @@ from ..chem.data import load_moses, load_qm9
 from ..chem.gate import alert_catalog, run_gate
 from ..chem.parallel import available_cores
 from ..chem.properties import sascorer
+from ..chem.screen import screen_file
 from ..io.files import write_json_atomic
 from .sampler import machine_info
 
@@ -103,18 +108,10 @@ def _timed(fn: Callable[[], object]) -> tuple[float, float | None]:
     return wall, None if cpu is None or after is None else after - cpu
 
 
-def bench_dataset(name: str, smiles: list[str], processes: int, repeats: int) -> dict[str, Any]:
-    """Single-core and all-core gate throughput on ``smiles`` (see the module docstring)."""
-    run_gate(smiles[:20])  # warm-up: catalogs and the SA table load once, outside the timing
-    timings: dict[str, list[tuple[float, float | None]]] = {"single": [], "all": []}
-    for r in range(repeats):
-        order = [("single", 1), ("all", processes)]
-        for label, procs in order if r % 2 == 0 else order[::-1]:
-            timings[label].append(_timed(lambda procs=procs: run_gate(smiles, processes=procs)))
-    anchor = [_timed(lambda: anchor_checks(smiles)) for _ in range(repeats)]
-    anchor_cpu = [c for _, c in anchor if c is not None]
-    records = run_gate(smiles)
-    n = len(smiles)
+def _rates(
+    n: int, timings: dict[str, list[tuple[float, float | None]]], processes: int
+) -> dict[str, Any]:
+    """Rates, wall ratio and CPU ratio of interleaved single/all timings."""
     single_rate = n / statistics.median(wall for wall, _ in timings["single"])
     all_rate = n / statistics.median(wall for wall, _ in timings["all"])
     cpu = {k: [c for _, c in v if c is not None] for k, v in timings.items()}
@@ -124,9 +121,6 @@ def bench_dataset(name: str, smiles: list[str], processes: int, repeats: int) ->
         else None
     )
     return {
-        "dataset": name,
-        "molecules": n,
-        "processes": processes,
         "single_s": [wall for wall, _ in timings["single"]],
         "all_s": [wall for wall, _ in timings["all"]],
         "single_cpu_s": cpu["single"],
@@ -136,11 +130,54 @@ def bench_dataset(name: str, smiles: list[str], processes: int, repeats: int) ->
         "ratio": all_rate / (processes * single_rate),
         "cpu_ratio": cpu_ratio,
         "single_cpu_rate": n / statistics.median(cpu["single"]) if cpu["single"] else None,
+    }
+
+
+def _interleaved(
+    run: Callable[[int], object], processes: int, repeats: int
+) -> dict[str, list[tuple[float, float | None]]]:
+    timings: dict[str, list[tuple[float, float | None]]] = {"single": [], "all": []}
+    for r in range(repeats):
+        order = [("single", 1), ("all", processes)]
+        for label, procs in order if r % 2 == 0 else order[::-1]:
+            timings[label].append(_timed(lambda procs=procs: run(procs)))
+    return timings
+
+
+def bench_stream(smiles: list[str], processes: int, repeats: int) -> dict[str, Any]:
+    """Single-core and all-core throughput of ``screen_file`` on ``smiles`` written to a file."""
+    with tempfile.TemporaryDirectory(prefix="bench-screen-") as folder:
+        path = Path(folder) / "in.smi"
+        path.write_text("\n".join(smiles) + "\n")
+
+        def run(procs: int) -> object:
+            return screen_file(path, Path(folder) / f"out{procs}", processes=procs, resume=False)
+
+        rates = _rates(len(smiles), _interleaved(run, processes, repeats), processes)
+    return {f"stream_{key}": value for key, value in rates.items()}
+
+
+def bench_dataset(
+    name: str, smiles: list[str], processes: int, repeats: int, stream: bool = True
+) -> dict[str, Any]:
+    """Single-core and all-core gate throughput on ``smiles`` (see the module docstring)."""
+    run_gate(smiles[:20])  # warm-up: catalogs and the SA table load once, outside the timing
+    timings = _interleaved(lambda procs: run_gate(smiles, processes=procs), processes, repeats)
+    anchor = [_timed(lambda: anchor_checks(smiles)) for _ in range(repeats)]
+    anchor_cpu = [c for _, c in anchor if c is not None]
+    records = run_gate(smiles)
+    n = len(smiles)
+    return {
+        "dataset": name,
+        "molecules": n,
+        "processes": processes,
+        **_rates(n, timings, processes),
         "anchor_checks_s": [wall for wall, _ in anchor],
         "anchor_checks_rate": n / statistics.median(wall for wall, _ in anchor),
         "anchor_checks_cpu_rate": n / statistics.median(anchor_cpu) if anchor_cpu else None,
         "anchor_reference_rate": ANCHOR_RATES[name],
         "pass_rate": sum(r.passed for r in records) / n,
+        **(bench_stream(smiles, processes, repeats) if stream else {}),
     }
 
 
@@ -151,6 +188,7 @@ def run_screen_bench(
     n_moses: int = 1000,
     repeats: int = 3,
     processes: int | None = None,
+    stream: bool = True,
 ) -> dict[str, Any]:
     """Measure the gate's single-core and all-core throughput on QM9 and MOSES SMILES.
 
@@ -164,6 +202,8 @@ def run_screen_bench(
         Timed repeats per setting; rates use the median.
     processes
         Worker processes of the all-core run (default: every available core).
+    stream
+        Also time ``screen_file`` on the molecules written to a file (``stream_*`` keys).
 
     Returns
     -------
@@ -178,10 +218,14 @@ def run_screen_bench(
     start = time.perf_counter()
     data = [("qm9", qm9_smiles, n_qm9), ("moses", moses_smiles, n_moses)]
     datasets = [
-        bench_dataset(name, loader(n), processes, repeats) for name, loader, n in data if n > 0
+        bench_dataset(name, loader(n), processes, repeats, stream)
+        for name, loader, n in data
+        if n > 0
     ]
     for record in datasets:
         record["meets_target"] = record["ratio"] >= TARGET_RATIO
+        if "stream_ratio" in record:
+            record["stream_meets_target"] = record["stream_ratio"] >= TARGET_RATIO
     result: dict[str, Any] = {
         "benchmark": "screen",
         "machine": {
@@ -229,7 +273,17 @@ def main_table(result: dict[str, Any]) -> str:
             + "".join(f"{c:>14}" for c in cells)
             + f"{d['anchor_reference_rate']:>12.0f}"
         )
+    streamed = [d for d in result["datasets"] if "stream_ratio" in d]
+    if streamed:
+        lines.append(f"{'screen':<8}{'n':>6}" + "".join(f"{c:>14}" for c in columns[:5]))
+        for d in streamed:
+            cells = tuple(_num(d[f"stream_{k}"], digits) for k, digits in (
+                ("single_rate", 0), ("all_rate", 0), ("ratio", 2), ("cpu_ratio", 2),
+                ("single_cpu_rate", 0)))  # fmt: skip
+            row = "".join(f"{c:>14}" for c in cells)
+            lines.append(f"{d['dataset']:<8}{d['molecules']:>6}{row}")
     lines.append(
+        "screen = sci-diffusion screen on the molecules as a SMILES file (outputs included). "
         f"ratio = all / (processes x 1 core), target >= {TARGET_RATIO}; cpu ratio = CPU s of the "
         "1-core run / CPU s of the all-core run; /cpu-s = molecules per CPU second; anchor = "
         "sanitize + PAINS/Brenk + QED + SA only, 1 core (ANCHORS.md: the same on 2 idle cores)."

@@ -43,7 +43,12 @@ def test_tiny_benchmark(tmp_path: Path) -> None:
             assert d[key] is None or d[key] > 0
         assert d["anchor_reference_rate"] == ANCHOR_RATES[d["dataset"]]
         assert 0.0 <= d["pass_rate"] <= 1.0
+        assert d["stream_ratio"] == pytest.approx(
+            d["stream_all_rate"] / (2 * d["stream_single_rate"])
+        )
+        assert d["stream_meets_target"] == (d["stream_ratio"] >= 0.9)
     table = main_table(result)
+    assert "\nscreen " in table
     assert "qm9" in table and "moses" in table and "ratio" in table
 
 
