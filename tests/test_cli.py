@@ -296,17 +296,19 @@ def test_every_user_error_class_is_a_user_input_error() -> None:
         assert issubclass(cls, UserInputError) and issubclass(cls, ValueError), cls
 
 
-def test_a_value_error_deep_inside_a_command_exits_1_with_a_traceback(tmp_path: Path) -> None:
+def test_a_value_error_deep_inside_a_command_exits_1_with_a_traceback(
+    tmp_path: Path, main_in: MainIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A ValueError from deep inside training (here: the learning-rate schedule) is a bug, not a
-    mistake in the input: exit 1, the traceback, and a last line that says so."""
-    code = (
-        "import sys\nfrom sci_diffusion import cli\nfrom sci_diffusion.train import trainer\n"
-        "def lr_factor(*_):\n    raise ValueError('operands could not be broadcast')\n"
-        "trainer.lr_factor = lr_factor\n"
-        f"sys.exit(cli.main({['train', 'task=toy2d', *SMALL, 'trainer.max_steps=2']!r}))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_env(),
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    mistake in the input: exit 1, the traceback, and a last line that says so. (In-process; the
+    test above covers the same path in a fresh interpreter.)"""
+    from sci_diffusion.train import trainer
+
+    def lr_factor(*_: object) -> float:
+        raise ValueError("operands could not be broadcast")
+
+    monkeypatch.setattr(trainer, "lr_factor", lr_factor)
+    out = main_in(["train", "task=toy2d", *SMALL, "trainer.max_steps=2"], tmp_path)
     assert out.returncode == 1, out.stderr
     assert "Traceback" in out.stderr and "in lr_factor" in out.stderr, out.stderr
     assert "operands could not be broadcast" in out.stderr
@@ -332,8 +334,8 @@ def test_train_writes_a_run_directory(trained_run: Path) -> None:
         assert (trained_run / name).is_file(), name
 
 
-def test_eval_prints_metrics_json(trained_run: Path) -> None:
-    out = cli(["eval", f"run={trained_run}", "sampler=ddim", "steps=20"], trained_run.parent)
+def test_eval_prints_metrics_json(trained_run: Path, main_in: MainIn) -> None:
+    out = main_in(["eval", f"run={trained_run}", "sampler=ddim", "steps=20"], trained_run.parent)
     assert out.returncode == 0, out.stderr
     metrics = json.loads(out.stdout)
     assert metrics["sampler"] == "ddim"
@@ -345,20 +347,20 @@ def test_eval_prints_metrics_json(trained_run: Path) -> None:
     assert (trained_run / "eval" / "ddim_20" / "metrics.json").is_file()
 
 
-def test_eval_folder_names_the_start_time(trained_run: Path) -> None:
+def test_eval_folder_names_the_start_time(trained_run: Path, main_in: MainIn) -> None:
     args = ["eval", f"run={trained_run}", "sampler=ddim", "steps=5", "sampler.t_start=0.9"]
-    out = cli(args, trained_run.parent)
+    out = main_in(args, trained_run.parent)
     assert out.returncode == 0, out.stderr
     assert (trained_run / "eval" / "ddim_5_t0.9" / "metrics.json").is_file()
     card = (trained_run / "model_card.md").read_text()
     assert "ddim, 5 steps, t_start 0.9" in card
 
 
-def test_sample_writes_n_samples(trained_run: Path, tmp_path: Path) -> None:
+def test_sample_writes_n_samples(trained_run: Path, tmp_path: Path, main_in: MainIn) -> None:
     from safetensors.torch import load_file
 
     out_dir = tmp_path / "samples"
-    out = cli(["sample", f"run={trained_run}", f"out={out_dir}", "n=300", "steps=10"], tmp_path)
+    out = main_in(["sample", f"run={trained_run}", f"out={out_dir}", "n=300", "steps=10"], tmp_path)
     assert out.returncode == 0, out.stderr
     assert f"samples written to {out_dir}" in out.stdout
     samples = load_file(str(out_dir / "samples.safetensors"))["samples"]
@@ -378,12 +380,12 @@ def small_run(tmp_path: Path) -> Path:
     return run_dir
 
 
-def test_resume_refuses_overrides_it_would_ignore(small_run: Path) -> None:
+def test_resume_refuses_overrides_it_would_ignore(small_run: Path, main_in: MainIn) -> None:
     """`train resume=<dir>` keeps the saved config; an override other than a budget
     (trainer.max_steps / max_minutes / progress) must not be silently dropped."""
     before = (small_run / "config.yaml").read_text()
-    out = cli(["train", f"resume={small_run}", "trainer.max_steps=30", "trainer.lr=0.5"],
-              small_run.parent)  # fmt: skip
+    out = main_in(["train", f"resume={small_run}", "trainer.max_steps=30", "trainer.lr=0.5"],
+                  small_run.parent)  # fmt: skip
     assert out.returncode == 2, (
         f"trainer.lr=0.5 was accepted on resume but the run trained with the saved lr "
         f"(rc={out.returncode}, stdout={out.stdout!r})"
@@ -393,8 +395,8 @@ def test_resume_refuses_overrides_it_would_ignore(small_run: Path) -> None:
     assert (small_run / "config.yaml").read_text() == before
 
 
-def test_resume_extends_budget_from_cli(small_run: Path) -> None:
-    out = cli(["train", f"resume={small_run}", "trainer.max_steps=30"], small_run.parent)
+def test_resume_extends_budget_from_cli(small_run: Path, main_in: MainIn) -> None:
+    out = main_in(["train", f"resume={small_run}", "trainer.max_steps=30"], small_run.parent)
     assert out.returncode == 0, out.stderr
     assert "trained toy2d for 30 steps" in out.stdout
     path = latest_checkpoint(small_run / "checkpoints")

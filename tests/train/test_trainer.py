@@ -73,11 +73,6 @@ def assert_bitwise_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor])
 _env = subprocess_env
 
 
-def run_cli(args: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sci_diffusion", *args], cwd=cwd, env=_env(),
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
-
-
 # -- (a) determinism -------------------------------------------------------------------------
 
 
@@ -173,7 +168,9 @@ def test_resume_with_max_steps_not_beyond_checkpoint_is_refused(tmp_path: Path) 
 # -- (c) SIGKILL and resume --------------------------------------------------------------------
 
 
-def test_sigkill_then_resume_continues_from_last_checkpoint(tmp_path: Path) -> None:
+def test_sigkill_then_resume_continues_from_last_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
         [sys.executable, "-m", "sci_diffusion", "train", *SMALL, "trainer.max_steps=100000",
@@ -200,10 +197,14 @@ def test_sigkill_then_resume_continues_from_last_checkpoint(tmp_path: Path) -> N
     killed_log = read_log(run_dir)
     tmp_before = {p.name for p in ck_dir.iterdir() if p.name.startswith(".tmp-")}
 
-    out = run_cli(["train", f"resume={run_dir}", f"trainer.max_steps={last + 20}"], tmp_path)
-    assert out.returncode == 0, out.stderr
-    assert f"trained toy2d for {last + 20} steps" in out.stdout
-    assert "Traceback" not in out.stderr
+    # The resume in-process (the killed run above is the real process).
+    monkeypatch.chdir(tmp_path)
+    capfd.readouterr()
+    code = cli.main(["train", f"resume={run_dir}", f"trainer.max_steps={last + 20}"])
+    out = capfd.readouterr()
+    assert code == 0, out.err
+    assert f"trained toy2d for {last + 20} steps" in out.out
+    assert "Traceback" not in out.err
 
     final = latest_checkpoint(ck_dir)
     assert final == ckpt(run_dir, last + 20)
