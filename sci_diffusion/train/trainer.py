@@ -108,6 +108,7 @@ class Trainer:
             lr=float(self.tc.lr),
             weight_decay=float(self.tc.weight_decay),
             betas=tuple(self.tc.betas),
+            foreach=True,  # one kernel per update for all tensors; same values as the loop
         )
         self.ema = EMA(self.net, max_decay=float(self.tc.ema_decay), power=float(self.tc.ema_power))
         self.step = 0
