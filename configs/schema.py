@@ -258,7 +258,8 @@ class ScreenOptions(Schema):
     config: str | None = opt(None, "YAML/JSON file of gate settings")
     chunk: int = opt(10_000, "records between two commits of the resume ledger", min=1)
     resume: bool = opt(True, "continue an unfinished run of the same input and settings in out=")
-    shard: str | None = opt(None, "<rank>/<world>: only the records i with i % world == rank")
+    shard: str | None = opt(None, "<rank>/<world> or env (torchrun's): only the records i with "
+                                  "i % world == rank, into out/shard-<rank>-of-<world>")
     gate: dict[str, Any] = field(
         default_factory=dict, metadata=doc("gate.<setting>=<value>: one gate setting, over config=")
     )

@@ -312,6 +312,8 @@ def run_screen(o: schema.ScreenOptions) -> int:
     out = Path(str(o.out))
     metrics = screen_file(str(o.in_), out, config, training=o.training, processes=o.processes,
                           chunk=o.chunk, resume=o.resume, shard=o.shard, progress=True)  # fmt: skip
+    if "shard" in metrics:  # written into out/shard-<rank>-of-<world>
+        out = out / "shard-{}-of-{}".format(*metrics["shard"].split("/"))
     print(f"screened {metrics.get('n_input')} molecules: {metrics.get('n_candidates')} candidates"
           f" -> {out / 'candidates.csv'}")  # fmt: skip
     return 0

@@ -239,7 +239,8 @@ _LEDGER_VERSION = 1
 
 
 def parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
-    """``"rank/world"`` (or a pair) checked: ``0 <= rank < world``; ``None`` stays ``None``.
+    """``"rank/world"`` (or a pair) checked: ``0 <= rank < world``; ``"env"`` takes them from
+    the ``RANK`` and ``WORLD_SIZE`` variables torchrun sets; ``None`` stays ``None``.
 
     Raises
     ------
@@ -248,6 +249,11 @@ def parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
     """
     if shard is None:
         return None
+    if shard == "env":
+        rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
+        if rank is None or world is None:
+            raise ScreenInputError("shard=env needs RANK and WORLD_SIZE (set by torchrun)")
+        shard = f"{rank}/{world}"
     if isinstance(shard, str):
         rank_text, _, world_text = shard.partition("/")
         try:
@@ -649,9 +655,10 @@ def screen_file(
         Continue an unfinished screening of the same input and settings found in ``out_dir``
         (default); ``False`` starts over.
     shard
-        ``"rank/world"``: screen only the records ``i`` with ``i % world == rank`` (indexes
-        stay file positions), for running one shard per machine (docs/molecules.md). The
-        duplicates check then covers the shard's records only.
+        ``"rank/world"`` (or ``"env"``: torchrun's ``RANK``/``WORLD_SIZE``): screen only the
+        records ``i`` with ``i % world == rank`` (indexes stay file positions) and write into
+        ``out_dir/shard-<rank>-of-<world>/``, for one shard per machine (docs/molecules.md).
+        The duplicates check then covers the shard's records only.
     progress
         Show progress (:mod:`sci_diffusion.io.progress`).
 
@@ -675,6 +682,8 @@ def screen_file(
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ScreenInputError(f"chunk must be a positive integer, got {chunk!r}")
     shard = parse_shard(shard)
+    if shard is not None:
+        out = out / f"shard-{shard[0]}-of-{shard[1]}"
     if not isinstance(config, GateConfig):
         config = GateConfig.from_dict(config or {})
     fmt, probe = _open_records(in_path)

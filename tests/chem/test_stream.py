@@ -120,12 +120,17 @@ def test_shards_cover_the_file(tmp_path: Path) -> None:
         metrics = screen_file(path, tmp_path / f"s{rank}", processes=1, shard=f"{rank}/3",
                               provenance_fields=PROV)  # fmt: skip
         assert metrics["shard"] == f"{rank}/3" and metrics["n_input"] == 10
-        rows += read_rows(tmp_path / f"s{rank}" / "candidates.csv")
+        rows += read_rows(tmp_path / f"s{rank}" / f"shard-{rank}-of-3" / "candidates.csv")
     rows.sort(key=lambda r: int(r["index"]))
     assert rows == read_rows(tmp_path / "all" / "candidates.csv")
-    for bad in ("3/3", "a/b", "1"):
+    for bad in ("3/3", "a/b", "1", "env"):
         with pytest.raises(ScreenInputError, match="shard"):
             screen_file(path, tmp_path / "x", shard=bad)
+    os.environ.update(RANK="1", WORLD_SIZE="3")  # what torchrun sets
+    try:
+        assert screen.parse_shard("env") == (1, 3)
+    finally:
+        del os.environ["RANK"], os.environ["WORLD_SIZE"]
 
 
 def test_a_nul_byte_or_bad_utf8_rejects_only_that_line(tmp_path: Path) -> None:
