@@ -220,6 +220,9 @@ ENV_TASKS: dict[str, EnvTask] = {
         max_steps=500,
         success=METAWORLD_SUCCESS,
         needs_env_name=True,
+        # 2: the reset seed picks the MT1 configuration (make_metaworld_env, task_from_seed);
+        # before, the env's reset history did, so cached demonstrations differ.
+        expert_version=2,
         observation="39-D Meta-World state: hand position (m), gripper opening, two object "
         "poses (position + quaternion), the previous frame of these 18, goal position (m)",
         gaps="simulated Sawyer driven by mocap end-effector position targets, not joint "
