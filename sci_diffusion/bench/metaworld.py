@@ -122,9 +122,12 @@ def _fmt_ci(ci: Sequence[float]) -> str:
 
 
 def measure_expert(env_name: str, episodes: int = 50, seed: int = 0, env_seed: int = 0,
-                   max_steps: int | None = None) -> dict[str, Any]:  # fmt: skip
-    """The scripted expert of ``env_name`` on reset seeds ``seed..seed+episodes-1`` (one env,
-    constructed with ``env_seed``), judged by the Meta-World success rule; one result row."""
+                   max_steps: int | None = None, n_envs: int = 1) -> dict[str, Any]:  # fmt: skip
+    """The scripted expert of ``env_name`` on reset seeds ``seed..seed+episodes-1`` (``n_envs``
+    envs in lockstep, constructed with ``env_seed``), judged by the Meta-World success rule;
+    one result row. ``seed=100000, env_seed=100000, n_envs=25`` replays the exact episodes of
+    a default policy evaluation (``task.eval``; MT1 draws each reset's task setup from the
+    env's own RNG, so the env count matters)."""
     from ..envs.episodes import ExpertActor, play_episodes
     from ..envs.registry import get_task
 
@@ -133,8 +136,8 @@ def measure_expert(env_name: str, episodes: int = 50, seed: int = 0, env_seed: i
     wall, cpu = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Meta-World's gymnasium warnings, once per env
-        played = play_episodes(task, ExpertActor.for_task(task, env_name=env_name),
-                               range(seed, seed + episodes), env_name=env_name,
+        played = play_episodes(task, ExpertActor.for_task(task, n_envs, env_name=env_name),
+                               range(seed, seed + episodes), n_envs=n_envs, env_name=env_name,
                                env_seed=env_seed, max_steps=max_steps)  # fmt: skip
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     successes = sum(ep.success for ep in played)
@@ -146,6 +149,7 @@ def measure_expert(env_name: str, episodes: int = 50, seed: int = 0, env_seed: i
         "episodes": episodes,
         "seeds": [seed, seed + episodes - 1],
         "env_seed": env_seed,
+        "n_envs": n_envs,
         "max_steps": task.max_steps if max_steps is None else int(max_steps),
         "successes": successes,
         "success_rate": successes / episodes,
@@ -376,6 +380,37 @@ def _train_eval_one(env_name: str, runs_dir: Path, results_dir: Path,
     return row
 
 
+def _reevaluate_one(env_name: str, runs_dir: Path, results_dir: Path,
+                    train_overrides: Sequence[str], eval_overrides: Sequence[str],
+                    env: dict[str, str]) -> dict[str, Any]:  # fmt: skip
+    """Evaluate the run of an existing result again (``sci-diffusion eval``) and update the
+    row; the earlier figures stay under ``previous``."""
+    path = results_dir / f"{env_name}.json"
+    row = json.loads(path.read_text())
+    run_dir, log = Path(row["run_dir"]), Path(row["log"])
+    eval_cmd = _sci_diffusion("eval", f"run={run_dir}", *eval_overrides)
+    eval_seconds = _run_logged(eval_cmd, log, env)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    keys = ("successes", "episodes", "success_rate", "success_ci95", "mean_return",
+            "eval_seconds", "eval_command", "eval_overrides", "date")  # fmt: skip
+    previous = [*row.get("previous", []), {k: row.get(k) for k in keys}]
+    row.update({
+        "successes": int(metrics["successes"]),
+        "episodes": int(metrics["episodes"]),
+        "success_rate": float(metrics["success_rate"]),
+        "success_ci95": list(metrics["success_ci95"]),
+        "mean_return": metrics.get("mean_return"),
+        "videos": metrics.get("videos", []),
+        "eval_seconds": eval_seconds,
+        "eval_command": shlex.join(["sci-diffusion", *eval_cmd[3:]]),
+        "eval_overrides": list(eval_overrides),
+        "date": _today(),
+        "previous": previous,
+    })  # fmt: skip
+    write_json_atomic(path, row)
+    return row
+
+
 def train_eval(
     tasks: Sequence[str],
     *,
@@ -387,6 +422,7 @@ def train_eval(
     train_overrides: Sequence[str] = (),
     eval_overrides: Sequence[str] = (),
     force: bool = False,
+    reevaluate: bool = False,
     machine: str | None = None,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
@@ -395,17 +431,26 @@ def train_eval(
 
     Tasks with a result in ``results_dir`` are skipped unless ``force``. Extra
     ``train_overrides`` / ``eval_overrides`` (``key=value``) change the recipe (the table
-    shows the budget each run had). A failed task is reported and the others go on. The
-    table of all results in ``results_dir`` goes to ``doc`` (with the expert's success from
-    ``expert_json``) when given. Returns the rows of this call's finished tasks.
+    shows the budget each run had). ``reevaluate``: only evaluate the runs of tasks that
+    have a result again (after a change to the environment or the evaluation), keeping the
+    earlier figures in the JSON under ``previous``. A failed task is reported and the others
+    go on. The table of all results in ``results_dir`` goes to ``doc`` (with the expert's
+    success from ``expert_json``) when given. Returns the rows of this call's finished tasks.
     """
     names = [check_metaworld_env_name(n) for n in tasks]
-    todo = [n for n in names if force or not (Path(results_dir) / f"{n}.json").exists()]
-    skipped = [n for n in names if n not in todo]
-    if skipped:
-        stage(f"already measured (skipped; force=True to redo): {', '.join(skipped)}")
+    have = [n for n in names if (Path(results_dir) / f"{n}.json").exists()]
+    if reevaluate:
+        todo, skipped, work = have, [n for n in names if n not in have], _reevaluate_one
+        if skipped:
+            stage(f"no result to evaluate again: {', '.join(skipped)}")
+    else:
+        todo = [n for n in names if force or n not in have]
+        skipped, work = [n for n in names if n not in todo], _train_eval_one
+        if skipped:
+            stage(f"already measured (skipped; force=True to redo): {', '.join(skipped)}")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SCI_DIFFUSION_PROGRESS": "lines"}
-    stage(f"default metaworld recipe on {len(todo)} tasks, {jobs} at a time; logs in "
+    what = "evaluating again" if reevaluate else "default metaworld recipe on"
+    stage(f"{what} {len(todo)} tasks, {jobs} at a time; logs in "
           f"{runs_dir}")  # fmt: skip
     Path(results_dir).mkdir(parents=True, exist_ok=True)
     rows, failed = [], []
@@ -418,7 +463,7 @@ def train_eval(
     bar = Progress(len(todo), "train+eval", unit="task", enabled=progress)
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = {pool.submit(_train_eval_one, n, Path(runs_dir), Path(results_dir),
+            futures = {pool.submit(work, n, Path(runs_dir), Path(results_dir),
                                    train_overrides, eval_overrides, env): n
                        for n in todo}  # fmt: skip
             for future in as_completed(futures):
@@ -520,6 +565,8 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--doc", type=Path, default=None)
     tr.add_argument("--machine", default=None)
     tr.add_argument("--force", action="store_true", help="redo tasks that have a result")
+    tr.add_argument("--reeval", action="store_true",
+                    help="only evaluate the runs of tasks that have a result again")
     tr.add_argument("--train", nargs="*", default=[], help="extra train overrides key=value")
     tr.add_argument("--eval", nargs="*", default=[], help="extra eval overrides key=value")
     tb = sub.add_parser("table", help="rebuild the policy table from a results folder")
@@ -545,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
             tasks = resolve_tasks(args.tasks, args.expert)
             train_eval(tasks, jobs=args.jobs, runs_dir=args.runs, results_dir=args.results,
                        expert_json=args.expert, doc=args.doc, train_overrides=args.train,
-                       eval_overrides=args.eval, force=args.force,
+                       eval_overrides=args.eval, force=args.force, reevaluate=args.reeval,
                        machine=args.machine)  # fmt: skip
             print(policy_table(args.results, args.expert, machine=args.machine))
     except (ValueError, RuntimeError) as err:

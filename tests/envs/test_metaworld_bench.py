@@ -91,6 +91,11 @@ def test_train_eval_tiny_budget_writes_results_and_table(tmp_path, monkeypatch):
     # A finished task is skipped on the next call (a long run can be continued).
     assert bench.train_eval(["reach-v3"], runs_dir=tmp_path / "runs", results_dir=results,
                             progress=False) == []  # fmt: skip
+    # Evaluated again (after an environment change): new figures, the old ones kept.
+    (again,) = bench.train_eval(["reach-v3"], results_dir=results, reevaluate=True,
+                                eval_overrides=["episodes=3"], progress=False)  # fmt: skip
+    assert again["episodes"] == 3 and again["previous"][0]["episodes"] == 2
+    assert again["train_seconds"] == row["train_seconds"] and again["run_dir"] == row["run_dir"]
 
 
 def test_measure_experts_script_mt50_delegates(tmp_path):
