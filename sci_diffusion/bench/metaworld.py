@@ -342,6 +342,19 @@ def _budget(run_dir: Path) -> dict[str, Any]:
     }
 
 
+def _expert_on_eval_episodes(env_name: str, run_dir: Path) -> dict[str, Any]:
+    """The expert on exactly the episodes the run was evaluated on (the saved config's
+    ``task.eval`` seeds, env seed and env count)."""
+    from omegaconf import OmegaConf
+
+    e = OmegaConf.load(run_dir / "config.yaml").task.eval
+    row = measure_expert(env_name, int(e.episodes), seed=int(e.seed), env_seed=int(e.seed),
+                         n_envs=int(e.n_envs))  # fmt: skip
+    keys = ("episodes", "successes", "success_rate", "success_ci95", "mean_length", "seeds",
+            "env_seed", "n_envs", "failed_seeds")  # fmt: skip
+    return {k: row[k] for k in keys}
+
+
 def _train_eval_one(env_name: str, runs_dir: Path, results_dir: Path,
                     train_overrides: Sequence[str], eval_overrides: Sequence[str],
                     env: dict[str, str]) -> dict[str, Any]:  # fmt: skip
@@ -366,6 +379,7 @@ def _train_eval_one(env_name: str, runs_dir: Path, results_dir: Path,
         "checkpoint": metrics.get("checkpoint"),
         "videos": metrics.get("videos", []),
         "budget": _budget(run_dir),
+        "expert_same_episodes": _expert_on_eval_episodes(env_name, run_dir),
         "train_seconds": train_seconds,
         "eval_seconds": eval_seconds,
         "run_dir": str(run_dir),
@@ -392,7 +406,8 @@ def _reevaluate_one(env_name: str, runs_dir: Path, results_dir: Path,
     eval_seconds = _run_logged(eval_cmd, log, env)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     keys = ("successes", "episodes", "success_rate", "success_ci95", "mean_return",
-            "eval_seconds", "eval_command", "eval_overrides", "date")  # fmt: skip
+            "eval_seconds", "eval_command", "eval_overrides", "expert_same_episodes",
+            "date")  # fmt: skip
     previous = [*row.get("previous", []), {k: row.get(k) for k in keys}]
     row.update({
         "successes": int(metrics["successes"]),
@@ -404,6 +419,7 @@ def _reevaluate_one(env_name: str, runs_dir: Path, results_dir: Path,
         "eval_seconds": eval_seconds,
         "eval_command": shlex.join(["sci-diffusion", *eval_cmd[3:]]),
         "eval_overrides": list(eval_overrides),
+        "expert_same_episodes": _expert_on_eval_episodes(env_name, run_dir),
         "date": _today(),
         "previous": previous,
     })  # fmt: skip
@@ -509,16 +525,21 @@ def policy_table(results_dir: Path, expert_json: Path | None = None,
         lines.append(f"Machine: {machine}.")
     lines += [
         "",
-        "| task | expert mean length | policy success | 95% CI (Wilson) | expert success | "
-        "expert 95% CI | policy / expert | steps | training (s) | eval (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| task | expert mean length | policy success | 95% CI (Wilson) | expert, same "
+        "episodes | expert, MT50 table | expert 95% CI | policy / expert | steps | "
+        "training (s) | eval (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     order = sorted(results, key=lambda r: -experts.get(r["env_name"], {}).get("mean_length", 0))
     for r in order:
-        e = experts.get(r["env_name"])
-        ratio = r["success_rate"] / e["success_rate"] if e and e["success_rate"] > 0 else None
+        e, same = experts.get(r["env_name"]), r.get("expert_same_episodes")
+        # The ratio's reference: the expert on the policy's own evaluation episodes if known.
+        ref = same or e
+        ratio = r["success_rate"] / ref["success_rate"] if ref and ref["success_rate"] else None
         cells = [f"`{r['env_name']}`", f"{e['mean_length']:.0f}" if e else "—",
                  f"{r['successes']}/{r['episodes']}", _fmt_ci(r["success_ci95"]),
+                 f"{same['successes']}/{same['episodes']} {_fmt_ci(same['success_ci95'])}"
+                 if same else "—",
                  f"{e['successes']}/{e['episodes']}" if e else "—",
                  _fmt_ci(e["success_ci95"]) if e else "—",
                  "—" if ratio is None else f"{ratio:.2f}" + (" **below 0.9**"
@@ -534,6 +555,10 @@ def policy_table(results_dir: Path, expert_json: Path | None = None,
     for train_cmd, eval_cmd in sorted(commands):
         lines += ["", f"Per task: `{train_cmd}`, then `{eval_cmd}`."]
     if results:
+        lines.append("*Expert, same episodes*: the scripted expert on exactly the policy's "
+                     "evaluation episodes (its seeds, env seed and env count), the reference "
+                     "of *policy / expert* when present; *expert, MT50 table*: its measurement "
+                     "in docs/robotics.md (reset seeds 0..49).")
         lines.append(f"Training seconds include collecting the demonstrations; one JSON per "
                      f"task (with the run directory and its log) in `{results_dir}`.")
     return "\n".join(lines)

@@ -83,6 +83,9 @@ def test_train_eval_tiny_budget_writes_results_and_table(tmp_path, monkeypatch):
     (row,) = rows
     assert row["episodes"] == 2 and row["step"] == 20 and row["budget"]["max_steps"] == 20
     assert row["budget"]["demo_episodes"] == 2 and row["budget"]["model"] == "mlp"
+    same = row["expert_same_episodes"]  # the expert on the policy's evaluation episodes
+    assert same["episodes"] == 2 and same["seeds"] == [100000, 100001] and same["n_envs"] == 2
+    assert same["successes"] == 2
     assert json.loads((results / "reach-v3.json").read_text())["env_name"] == "reach-v3"
     text = doc.read_text()
     assert "<!-- mt50-policy:begin -->" in text and "| `reach-v3` | 55 |" in text
@@ -136,7 +139,7 @@ def test_table_command_rebuilds_the_policy_table(tmp_path, capsys):
                        "--doc", str(doc)]) == 0  # fmt: skip
     text = doc.read_text()
     assert text.index("`push-back-v3`") < text.index("`soccer-v3`")  # longest expert first
-    soccer = "| `soccer-v3` | 147 | 30/50 | [0.50, 0.90] | 42/50 | [0.71, 0.92] | 0.71 **below"
+    soccer = "| `soccer-v3` | 147 | 30/50 | [0.50, 0.90] | — | 42/50 | [0.71, 0.92] | 0.71 **below"
     assert soccer in text
     assert "| 0.98 | 20000 | 900 | 120 |" in text  # push-back: 0.90 / 0.92
     assert "20,000 steps at batch 256" in text and "`push-back-v3`" in capsys.readouterr().out
