@@ -36,6 +36,7 @@ import platform
 import shlex
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -342,14 +343,21 @@ def _budget(run_dir: Path) -> dict[str, Any]:
     }
 
 
+_EXPERT_LOCK = threading.Lock()
+"""Serializes in-process expert runs of the train+eval threads: building an MT1 env draws its
+50 setups from numpy's *global* generator, so two threads building envs at once interleave
+the draws (metaworld then fails: "Only generated 38 unique goals, not 50")."""
+
+
 def _expert_on_eval_episodes(env_name: str, run_dir: Path) -> dict[str, Any]:
     """The expert on exactly the episodes the run was evaluated on (the saved config's
     ``task.eval`` seeds, env seed and env count)."""
     from omegaconf import OmegaConf
 
     e = OmegaConf.load(run_dir / "config.yaml").task.eval
-    row = measure_expert(env_name, int(e.episodes), seed=int(e.seed), env_seed=int(e.seed),
-                         n_envs=int(e.n_envs))  # fmt: skip
+    with _EXPERT_LOCK:
+        row = measure_expert(env_name, int(e.episodes), seed=int(e.seed), env_seed=int(e.seed),
+                             n_envs=int(e.n_envs))  # fmt: skip
     keys = ("episodes", "successes", "success_rate", "success_ci95", "mean_length", "seeds",
             "env_seed", "n_envs", "failed_seeds")  # fmt: skip
     return {k: row[k] for k in keys}
@@ -486,9 +494,9 @@ def train_eval(
                 name = futures[future]
                 try:
                     row = future.result()
-                except RuntimeError as err:
+                except Exception as err:  # one task's failure must not stop the others
                     failed.append(name)
-                    stage(f"{name} failed: {err}")
+                    stage(f"{name} failed: {type(err).__name__}: {err}")
                 else:
                     rows.append(row)
                     bar.set_postfix(last=f"{name} {row['successes']}/{row['episodes']}")
