@@ -13,9 +13,8 @@
 Lockstep: the seeds are taken in batches of ``n_envs``; all episodes of a batch reset
 together, and at every step the actor is called once for all episodes still running. A
 finished episode waits (it is not reset) until its batch is done, so every episode is exactly
-the one its seed defines, whatever ``n_envs``. (Meta-World is the exception to that: its MT1
-wrapper draws the task setup from the env's own RNG at every reset, so an episode depends on
-the resets its env saw before; use the same ``n_envs`` to reproduce.)
+the one its seed defines, whatever ``n_envs`` (Meta-World included: ``make_metaworld_env``
+lets the reset seed pick the MT1 setup).
 
 A step of episode ``k``: the actor's action ``a`` (its row for ``k``); a row with NaN/inf is
 never sent to the env, the episode ends at once as a failure (``failure =
