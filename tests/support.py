@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 # A toy2d run small enough for seconds on 2 cores; checkpoints and logs at every step count.
 SMALL_RUN = [
@@ -24,3 +25,20 @@ def subprocess_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env["OMP_NUM_THREADS"] = "1"
     return env
+
+
+def small_egnn(node_features: int, edge_features: int, edges: str, dtype: Any, **kw: Any) -> Any:
+    """A 3-layer, 16-wide EGNN (seeded) whose coordinate heads are re-initialised so positions
+    really move: the network the EGNN tests (plain torch and PyG) compare and probe."""
+    import torch
+
+    from sci_diffusion.nets.egnn import EGNN
+
+    torch.manual_seed(0)
+    config: dict[str, Any] = {
+        "hidden": 16, "n_layers": 3, "edge_features": edge_features, "edge_out_features": 3, **kw
+    }  # fmt: skip
+    net = EGNN(node_features, 4, edges=edges, **config).to(dtype)
+    for layer in net.layers:  # undo the near-zero init
+        torch.nn.init.normal_(layer.coord[-1].weight, std=0.5)
+    return net.eval()

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 pytest.importorskip("torch_geometric")
+from support import small_egnn
 from torch_geometric.data import Batch, Data
 
 from sci_diffusion.bench.egnn import run_egnn_bench, speedup_table
@@ -23,14 +24,7 @@ TIGHT = 1e-12  # float64
 
 
 def make_net(edges: str = "sparse", dtype: torch.dtype = torch.float64, **kw: Any) -> EGNN:
-    torch.manual_seed(0)
-    config: dict[str, Any] = {
-        "hidden": 16, "n_layers": 3, "edge_features": E, "edge_out_features": 3, **kw
-    }  # fmt: skip
-    net = EGNN(F, 4, edges=edges, **config).to(dtype)
-    for layer in net.layers:  # undo the near-zero init so positions really move
-        torch.nn.init.normal_(layer.coord[-1].weight, std=0.5)
-    return net.eval()
+    return small_egnn(F, kw.pop("edge_features", E), edges, dtype, **kw)
 
 
 def make_inputs(dtype: torch.dtype = torch.float64, seed: int = 1) -> dict[str, Tensor]:
