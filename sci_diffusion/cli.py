@@ -38,7 +38,7 @@ from sci_diffusion.config import (  # noqa: F401 (compose, check_type, validate:
 )
 from sci_diffusion.configs import schema
 from sci_diffusion.configs.schema import BENCHMARKS
-from sci_diffusion.io.errors import UserInputError
+from sci_diffusion.core.errors import InvalidValueError
 
 # -- train, eval, sample -----------------------------------------------------------------------
 
@@ -463,27 +463,14 @@ USER_ERROR_TYPES: tuple[str, ...] = ()
 """Deprecated and empty: every user-error class now derives from UserInputError (kept so that
 code importing the name keeps working)."""
 
-LEGACY_INPUT_CHECKS: dict[str, frozenset[str]] = {
-    # The core (layer 0) cannot import sci_diffusion.io; its sampler checks back up the schema's
-    # (sampler.steps, sampler.t_start) for configs saved by older versions.
-    "sci_diffusion.core.sampler_config": frozenset({"sampler_settings", "start_time"}),
-}  # fmt: skip
-"""Functions that validate user input with a plain ``ValueError`` because they cannot import
-:mod:`sci_diffusion.io.errors`: a ``ValueError`` raised directly in one of them is a user
-error; the same type raised anywhere else is a bug."""
+LEGACY_INPUT_CHECKS: dict[str, frozenset[str]] = {}
+"""Deprecated and empty: the core's setting checks raise ``InvalidValueError``, the base of
+``UserInputError`` (kept so that code importing the name keeps working)."""
 
 
 def is_user_error(err: BaseException) -> bool:
     """True for a mistake in the user's input (exit 2), false for a bug or failure (exit 1)."""
-    if isinstance(err, UserInputError):
-        return True
-    if type(err) is not ValueError or err.__traceback__ is None:
-        return False
-    tb = err.__traceback__
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    module = tb.tb_frame.f_globals.get("__name__", "")
-    return tb.tb_frame.f_code.co_name in LEGACY_INPUT_CHECKS.get(module, ())
+    return isinstance(err, InvalidValueError)
 
 
 def _one_line(err: BaseException) -> str:

@@ -229,10 +229,9 @@ def test_a_diverged_run_exits_1_with_one_line(quickstart_raises, capsys) -> None
     assert err.strip() == "error: loss is nan at step 7"
 
 
-def test_a_legacy_input_check_counts_as_a_user_error() -> None:
-    """A plain ValueError raised directly by a function listed in LEGACY_INPUT_CHECKS (the
-    core's sampler checks, which cannot import UserInputError) is a user error; the same type
-    raised anywhere else is a bug."""
+def test_the_cores_setting_checks_count_as_user_errors() -> None:
+    """The core's sampler-setting checks raise InvalidValueError (the base of UserInputError,
+    which the core cannot import): a user error; a plain ValueError anywhere is a bug."""
     from omegaconf import OmegaConf
 
     from sci_diffusion.core.sampler_config import start_time

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .errors import InvalidValueError
 from .samplers import function_evaluations, get_sampler
 
 __all__ = ["describe_sampler", "run_sampler", "sampler_settings", "start_time"]
@@ -23,7 +24,7 @@ def sampler_settings(sampler_cfg: Any) -> tuple[str, int, dict[str, Any]]:
     get_sampler(name)  # unknown names fail here with the list of accepted ones
     steps = int(sampler_cfg.steps)
     if steps < 1:
-        raise ValueError(f"sampler.steps must be >= 1, got {steps}")
+        raise InvalidValueError(f"sampler.steps must be >= 1, got {steps}")
     options = dict(sampler_cfg.get("options") or {})
     return name, steps, options
 
@@ -34,7 +35,7 @@ def start_time(sampler_cfg: Any) -> float:
     so sample them from t_start < 1 or train with v / x0 / velocity prediction."""
     t_start = float(sampler_cfg.get("t_start", 1.0))
     if not 0.0 < t_start <= 1.0:
-        raise ValueError(f"sampler.t_start must be in (0, 1], got {t_start}")
+        raise InvalidValueError(f"sampler.t_start must be in (0, 1], got {t_start}")
     return t_start
 
 

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from ._checks import accepts_keyword, check_times, choose
+from .errors import InvalidValueError
 from .parameterization import expand_like
 from .schedules import Schedule
 from .spaces import ProductSpace, SpaceProtocol, State
@@ -79,7 +80,7 @@ SAMPLER_OPTIONS = """\
 """
 
 
-class SamplerOptionError(ValueError, TypeError):
+class SamplerOptionError(InvalidValueError, TypeError):
     """A sampler got an argument it does not take. A ``ValueError`` (the core's convention for
     bad input) that is also a ``TypeError`` (what Python raised before)."""
 
