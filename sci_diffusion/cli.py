@@ -39,6 +39,7 @@ from sci_diffusion.config import (  # noqa: F401 (compose, check_type, validate:
 from sci_diffusion.configs import schema
 from sci_diffusion.configs.schema import BENCHMARKS
 from sci_diffusion.core.errors import InvalidValueError
+from sci_diffusion.io.errors import UserInputError
 
 # -- train, eval, sample -----------------------------------------------------------------------
 
@@ -216,13 +217,24 @@ def run_export(o: schema.ExportOptions) -> int:
     return 0
 
 
-def parse_bench(args: list[str]) -> schema.BenchOptions:
+def parse_bench(args: list[str]) -> schema.BenchOptions | Any:
+    if args and args[0] == "metaworld":  # its own subcommands and --options (argparse)
+        from sci_diffusion.bench.metaworld import parse_args
+
+        try:
+            return parse_args(args[1:])
+        except UserInputError as err:
+            raise UsageError(str(err)) from None
     if args and "=" not in args[0]:  # `bench sampler ...`: the benchmark is the first word
         args = [f"benchmark={args[0]}", *args[1:]]
     return parse_options("bench", args)
 
 
-def run_bench(o: schema.BenchOptions) -> int:
+def run_bench(o: schema.BenchOptions | Any) -> int:
+    if not isinstance(o, schema.BenchOptions):  # `bench metaworld ...`: parse_bench's Namespace
+        from sci_diffusion.bench.metaworld import run
+
+        return run(o)
     name, out, quick = o.benchmark, o.out, o.quick
     if name == "sampler":
         from sci_diffusion.bench.sampler import main_table, run_sampler_benchmark
@@ -232,7 +244,7 @@ def run_bench(o: schema.BenchOptions) -> int:
         from sci_diffusion.bench.policy import latency_table, run_policy_benchmark
 
         model = o.model or "unet1d"
-        print(latency_table(run_policy_benchmark(out, quick=quick, model=model)))
+        print(latency_table(run_policy_benchmark(out, quick=quick, model=model, part=o.part)))
     elif name == "screen":
         from sci_diffusion.bench.screen import main_table as screen_table
         from sci_diffusion.bench.screen import run_screen_bench
@@ -355,8 +367,9 @@ REGISTRY: dict[str, Command] = {
         ("sci-diffusion export run=<run dir> [task=<name>] [force=true] [out=<dir>]",),
         parse_export, run_export),
     "bench": Command(
-        "benchmarks: " + ", ".join(BENCHMARKS),
-        (f"sci-diffusion bench <{'|'.join(BENCHMARKS)}> out=<file.json> [quick=true]",),
+        "benchmarks: " + ", ".join([*BENCHMARKS, "metaworld"]),
+        (f"sci-diffusion bench <{'|'.join(BENCHMARKS)}> out=<file.json> [quick=true]",
+         "sci-diffusion bench metaworld <experts|train|table> --help  (Meta-World MT50 tables)"),
         parse_bench, run_bench),
     "quickstart": Command(
         "the end-to-end demo on embedded defaults; writes a report",
@@ -391,7 +404,14 @@ def check(argv: list[str], *, partial: bool = False) -> Any:
     command, rest = argv[0], argv[1:]
     if command not in REGISTRY:
         raise UsageError(f"unknown command {command!r}; commands: {', '.join(REGISTRY)}")
-    if any(a in ("-h", "--help") for a in rest):
+    own_parser = command == "bench" and rest[:1] == ["metaworld"]  # argparse answers --help
+    if any(a in ("-h", "--help") for a in rest) and not own_parser:
+        return None
+    if partial and own_parser:  # a mention such as `bench metaworld train`: the name only
+        from sci_diffusion.bench.metaworld import SUBCOMMANDS
+
+        if rest[1:2] and rest[1] not in SUBCOMMANDS:
+            raise UsageError(f"bench metaworld: no subcommand {rest[1]!r}; one of {SUBCOMMANDS}")
         return None
     if partial and command in OPTIONS:
         if command == "bench" and rest and "=" not in rest[0]:
@@ -433,7 +453,9 @@ def _command_help(command: str) -> str:
         text = [*head, "options (key=value; Hydra's override grammar):", columns,
                 _rows(options_schema(command))]  # fmt: skip
         if command == "bench":
-            text += ["", "benchmarks:", *(f"  {k:<11} {v}" for k, v in BENCHMARKS.items())]
+            text += ["", "benchmarks:", *(f"  {k:<11} {v}" for k, v in BENCHMARKS.items()),
+                     f"  {'metaworld':<11} Meta-World MT50: scripted experts and the default "
+                     "recipe per task (its own --options; see `bench metaworld --help`)"]
         return "\n".join(text)
     from sci_diffusion.tasks import task_names
 
@@ -487,7 +509,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown command {command!r}; commands: {', '.join(REGISTRY)}",
               file=sys.stderr)  # fmt: skip
         return EXIT_USAGE
-    if any(a in ("-h", "--help") for a in rest):
+    own_parser = command == "bench" and rest[:1] == ["metaworld"]  # argparse answers --help
+    if any(a in ("-h", "--help") for a in rest) and not own_parser:
         print(_command_help(command))
         return 0
     from sci_diffusion.train.trainer import TrainingDiverged

@@ -12,6 +12,7 @@ dummy name; ``[optional]`` arguments are checked too. A line that elides argumen
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,11 @@ def _snippets(text: str) -> list[str]:
 
 def _argv(snippet: str) -> tuple[list[str], bool] | None:
     """The CLI arguments of a command line (None if it is not one) and whether it is partial."""
-    tokens = re.sub(r"<([^<>]+)>", _fill, snippet).split()
+    filled = re.sub(r"<([^<>]+)>", _fill, snippet)
+    try:
+        tokens = shlex.split(filled)  # a quoted value (--machine "2-core CPU") is one token
+    except ValueError:  # an apostrophe in prose
+        tokens = filled.split()
     start = None
     for i, token in enumerate(tokens):
         if token.endswith("sci-diffusion") or (token == "sci_diffusion" and tokens[i - 1] == "-m"):
@@ -76,7 +81,8 @@ def _argv(snippet: str) -> tuple[list[str], bool] | None:
             partial = True
             continue
         argv.append(token)
-    if len(argv) == 1 or (len(argv) == 2 and argv[0] == "bench"):
+    mention = len(argv) == 1 or (argv[:1] == ["bench"] and len(argv) == 2)
+    if mention or (argv[:2] == ["bench", "metaworld"] and len(argv) == 3):
         partial = True  # a mention of a command (`sci-diffusion screen`), not a command line
     return argv, partial
 

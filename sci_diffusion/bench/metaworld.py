@@ -1,7 +1,8 @@
 """Meta-World MT50: the scripted expert on every task, the default state recipe on a list.
 
-Two commands (``python -m sci_diffusion.bench.metaworld <experts|train> ...``; ``table``
-rebuilds the policy table from the results folder):
+Two commands (``sci-diffusion bench metaworld <experts|train> ...``, the same as
+``python -m sci_diffusion.bench.metaworld ...``; ``table`` rebuilds the policy table from the
+results folder):
 
 * :func:`measure_experts` plays the package's scripted policy (:class:`MetaWorldExpert`) on
   every task of Meta-World's own registry (or a list), ``episodes`` seeded episodes each
@@ -43,11 +44,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
 from ..envs.experts.metaworld_experts import check_metaworld_env_name, metaworld_env_names
+from ..io.errors import UserInputError
 from ..io.files import write_json_atomic, write_text_atomic
 from ..io.progress import Progress, stage
 from ..policy.stats import wilson_interval
@@ -575,10 +577,21 @@ def policy_table(results_dir: Path, expert_json: Path | None = None,
 # -- command line ------------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m sci_diffusion.bench.metaworld experts|train|table ...`` (see ``--help``)."""
-    parser = argparse.ArgumentParser(prog="python -m sci_diffusion.bench.metaworld",
-                                     description=__doc__.splitlines()[0])  # fmt: skip
+SUBCOMMANDS = ("experts", "train", "table")
+PROG = "sci-diffusion bench metaworld"
+"""How the command is spelled; ``python -m sci_diffusion.bench.metaworld`` is the same."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises :class:`UserInputError` (exit 2, one line) instead of exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserInputError(f"{self.prog}: {message} (see --help)")
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The ``experts | train | table`` subcommands and their options."""
+    parser = _Parser(prog=prog, description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     ex = sub.add_parser("experts", help="the scripted expert on every task")
     ex.add_argument("--tasks", nargs="+", default=None, help="task names (default: all 50)")
@@ -607,7 +620,18 @@ def main(argv: list[str] | None = None) -> int:
     tb.add_argument("--results", type=Path, default=Path("docs/results/mt50_policy"))
     tb.add_argument("--doc", type=Path, default=None)
     tb.add_argument("--machine", default=None)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: Sequence[str], prog: str = PROG) -> argparse.Namespace:
+    """Checks ``argv`` without running anything; raises :class:`UserInputError` on an error."""
+    args = build_parser(prog).parse_args(list(argv))
+    args.argv = list(argv)
+    return args
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs what :func:`parse_args` returned; 0 on success, 2 on a bad input, 1 on a failure."""
     try:
         if args.command == "table":
             text = policy_table(args.results, args.expert, machine=args.machine)
@@ -615,8 +639,7 @@ def main(argv: list[str] | None = None) -> int:
                 write_doc_section(args.doc, POLICY_MARKER, text)
             print(text)
         elif args.command == "experts":
-            command = shlex.join(["python", "-m", "sci_diffusion.bench.metaworld",
-                                  *(sys.argv[1:] if argv is None else argv)])  # fmt: skip
+            command = shlex.join([*PROG.split(), *args.argv])
             result = measure_experts(args.tasks, episodes=args.episodes, jobs=args.jobs,
                                      out=args.out, doc=args.doc, machine=args.machine,
                                      date=args.date, command=command)  # fmt: skip
@@ -632,6 +655,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2 if isinstance(err, ValueError) else 1
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sci_diffusion.bench.metaworld experts|train|table ...`` (see ``--help``)."""
+    try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+    except UserInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -143,3 +143,22 @@ def test_table_command_rebuilds_the_policy_table(tmp_path, capsys):
     assert soccer in text
     assert "| 0.98 | 20000 | 900 | 120 |" in text  # push-back: 0.90 / 0.92
     assert "20,000 steps at batch 256" in text and "`push-back-v3`" in capsys.readouterr().out
+
+
+def test_the_cli_runs_the_metaworld_bench(tmp_path, capsys):
+    """`sci-diffusion bench metaworld ...` is the module's command: same subcommands, exit codes."""
+    from sci_diffusion import cli
+
+    results = tmp_path / "results"
+    results.mkdir()
+    assert cli.main(["bench", "metaworld", "table", "--results", str(results)]) == 0
+    assert "| task | expert mean length |" in capsys.readouterr().out
+    # a name Meta-World has no environment for: exit 2, one line naming the valid names
+    assert cli.main(["bench", "metaworld", "train", "--tasks", "peg-insertion-side-v3",
+                     "--results", str(results), "--runs", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "peg-insertion-side-v3" in err and "peg-insert-side-v3" in err
+    assert cli.main(["bench", "metaworld", "bogus"]) == 2  # argparse's error, one line
+    assert "invalid choice: 'bogus'" in capsys.readouterr().err
+    assert cli.main(["bench", "metaworld", "experts", "--jobs", "two"]) == 2
+    assert not (tmp_path / "runs").exists()
