@@ -7,9 +7,11 @@ the ``molsets`` 0.3.1 package, whose metrics module no longer imports with panda
 MOSES's data files are read from the installed package: the SMILES splits and the MCF and PAINS
 SMARTS tables.
 
-Not computed: FCD (Fréchet ChemNet Distance) needs the ChemNet weights that ``fcd_torch``
-downloads, and nothing may be downloaded at run time; the property Wasserstein distances
-(logP, SA, QED, weight) are not part of this module either.
+FCD (Fréchet ChemNet Distance; Preuer et al., "Fréchet ChemNet Distance: A Metric for
+Generative Models for Molecules in Drug Discovery", J. Chem. Inf. Model. 2018) uses the ChemNet
+weights that ship inside the ``fcd`` package's wheel (nothing is downloaded), loaded with
+``torch.load(..., weights_only=True)``; see :func:`load_chemnet` and :func:`fcd_stats`.
+The property Wasserstein distances (logP, SA, QED, weight) are not part of this module.
 """
 
 from __future__ import annotations
@@ -31,26 +33,40 @@ from rdkit.Chem import rdFingerprintGenerator, rdSubstructLibrary
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
 from sci_diffusion.io.files import atomic_open
+from sci_diffusion.io.progress import Progress
 
 from ._deprecated import renamed
 from .data import load_moses, moses_dir, moses_source_file
 
 __all__ = [
+    "CHEMNET_DIM",
+    "CHEMNET_FILE",
     "MOSES_ALLOWED_ATOMS",
+    "FrechetStats",
     "ReferenceStats",
+    "chemnet_activations",
+    "chemnet_weights_path",
     "counts_cosine_similarity",
+    "fcd_stats",
     "fraction_passes_filters",
     "fragment_counts",
+    "frechet_chemnet_distance",
+    "frechet_distance",
+    "frechet_stats",
     "internal_diversity",
+    "load_chemnet",
+    "load_fcd_stats",
     "load_moses_split",
     "load_reference_stats",
     "mol_passes_filters",
     "morgan_fingerprints",
+    "moses_fcd_reference",
     "moses_filter_patterns",
     "moses_metrics",
     "moses_reference",
     "passes_filters",
     "reference_stats",
+    "save_fcd_stats",
     "save_reference_stats",
     "scaffold_counts",
     "snn",
@@ -366,6 +382,223 @@ def counts_cosine_similarity(ref: Counter[str], gen: Counter[str]) -> float:
 
 
 # --------------------------------------------------------------------------------------------
+# FCD: Fréchet ChemNet Distance
+# --------------------------------------------------------------------------------------------
+
+CHEMNET_FILE = "ChemNet_v0.13_pretrained.pt"
+"""ChemNet's weights as the ``fcd`` package ships them inside its wheel."""
+
+CHEMNET_DIM = 512
+"""Width of the activations FCD compares (ChemNet's last LSTM layer, the penultimate layer)."""
+
+
+def _fcd_utils() -> Any:
+    try:
+        from fcd import utils
+    except ModuleNotFoundError as err:  # pragma: no cover - the chem extra installs it
+        raise ModuleNotFoundError(
+            "FCD needs the 'fcd' package (ChemNet's weights ship in its wheel): "
+            "pip install 'sci-diffusion[chem]'"
+        ) from err
+    return utils
+
+
+def chemnet_weights_path() -> Path:
+    """Where the installed ``fcd`` package keeps ChemNet's weights (found without importing it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("fcd")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("FCD needs the 'fcd' package: pip install 'sci-diffusion[chem]'")
+    return Path(next(iter(spec.submodule_search_locations))) / CHEMNET_FILE
+
+
+def load_chemnet(path: str | Path | None = None) -> torch.nn.Module:
+    """ChemNet (Preuer et al. 2018) as the ``fcd`` package builds it, in eval mode on the CPU.
+
+    The weights file holds, per layer, a state dict and the layer's settings (plain tensors,
+    numbers, strings); it is read with ``torch.load(weights_only=True)``, which refuses any
+    pickled object other than those, so loading runs no code from the file. (``fcd``'s own
+    ``load_ref_model`` calls ``torch.load`` without the flag.) The network is then assembled
+    by ``fcd.utils.load_imported_model``: two 1-D convolutions (SELU, width 32, kernel 4,
+    stride 2), an LSTM of width 128 and one of width 512, each run over the reversed sequence;
+    the model's output is the 512-wide last LSTM's state at the last step, the penultimate layer
+    of the original Keras ChemNet (its output layer is not included).
+
+    Parameters
+    ----------
+    path
+        A ChemNet file in ``fcd``'s format; None for the one ``fcd`` ships
+        (:func:`chemnet_weights_path`).
+    """
+    utils = _fcd_utils()
+    config = torch.load(
+        Path(path) if path is not None else chemnet_weights_path(),
+        map_location="cpu",
+        weights_only=True,
+    )
+    return utils.load_imported_model(config).eval()
+
+
+@functools.lru_cache(maxsize=2)
+def _chemnet_on(device: torch.device) -> torch.nn.Module:
+    return load_chemnet().to(device)
+
+
+def _fcd_smiles(smiles: str | Chem.Mol | None) -> str:
+    """The SMILES that ChemNet reads: RDKit canonical, as ``fcd_torch`` (``canonize=True``)."""
+    mol = _get_mol(smiles)
+    if mol is None:
+        raise ValueError(f"ChemNet needs valid molecules; {smiles!r} does not parse")
+    return Chem.MolToSmiles(mol)
+
+
+def chemnet_activations(
+    smiles: Sequence[str | Chem.Mol],
+    *,
+    device: str | torch.device = "cpu",
+    batch_size: int = 512,
+) -> np.ndarray:
+    """ChemNet's penultimate-layer activations, one row per molecule: (n, 512) float32.
+
+    As MOSES's ``fcd_torch.FCD`` computes them: every molecule is written as its RDKit
+    canonical SMILES (an invalid one raises ``ValueError``), tokenized over ChemNet's 35
+    symbols (``Cl``, ``Br``, ``Si`` are one symbol each; symbols outside the vocabulary, e.g.
+    the ``i`` of ``[Li]``, become the unknown symbol), an end symbol ``.`` is appended, and the
+    one-hot sequence, divided by 35 and zero-padded to 350 positions, goes through
+    :func:`load_chemnet`'s network. The encoding is ``fcd``'s (``fcd.utils.SmilesDataset``); it
+    equals ``fcd_torch``'s for SMILES of vocabulary symbols shorter than 350 characters, i.e.
+    for all of MOSES and QM9. A set with a longer SMILES is padded to its length (``fcd`` warns
+    that this changes the activations; ``fcd_torch`` truncates instead).
+
+    One progress line (or bar) while the network runs: about 3 ms per molecule on one CPU core.
+    """
+    canonical = [_fcd_smiles(s) for s in smiles]
+    out = np.zeros((len(canonical), CHEMNET_DIM), dtype=np.float32)
+    if not canonical:
+        return out
+    device = torch.device(device)
+    model = _chemnet_on(device)
+    dataset = _fcd_utils().SmilesDataset(canonical)
+    with (
+        torch.inference_mode(),
+        Progress(len(canonical), f"ChemNet activations ({device.type})", unit="mol") as bar,
+    ):
+        for rows in _blocks(len(canonical), batch_size):
+            onehot = np.stack([dataset[i] for i in range(rows.start, rows.stop)])
+            x = torch.from_numpy(onehot).to(device, torch.float32).transpose(1, 2)
+            out[rows] = model(x).float().cpu().numpy()
+            bar.update(rows.stop - rows.start)
+    return out
+
+
+@dataclass(frozen=True)
+class FrechetStats:
+    """Mean and covariance of ChemNet activations of a set of molecules (MOSES's FCD ``precalc``).
+
+    Attributes
+    ----------
+    mu
+        (512,) float64 mean.
+    sigma
+        (512, 512) float64 covariance (``np.cov``: divided by n - 1).
+    n
+        Number of molecules.
+    """
+
+    mu: np.ndarray
+    sigma: np.ndarray
+    n: int
+
+
+def frechet_stats(activations: np.ndarray) -> FrechetStats:
+    """:class:`FrechetStats` of an (n, d) activation matrix; n must be at least 2."""
+    if len(activations) < 2:
+        raise ValueError(f"FCD needs at least 2 molecules, got {len(activations)}")
+    acts = np.asarray(activations, dtype=np.float64)
+    return FrechetStats(acts.mean(0), np.cov(acts, rowvar=False), len(acts))
+
+
+def fcd_stats(
+    smiles: Sequence[str | Chem.Mol],
+    *,
+    device: str | torch.device = "cpu",
+    batch_size: int = 512,
+) -> FrechetStats:
+    """:class:`FrechetStats` of the ChemNet activations of ``smiles`` (all must be valid)."""
+    return frechet_stats(chemnet_activations(smiles, device=device, batch_size=batch_size))
+
+
+def frechet_distance(a: FrechetStats, b: FrechetStats) -> float:
+    """Fréchet distance of two Gaussians: ``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2))``.
+
+    ``tr (S_a S_b)^(1/2)`` is computed as the sum of the square roots of the eigenvalues of the
+    symmetric ``S_a^(1/2) S_b S_a^(1/2)`` (same eigenvalues as ``S_a S_b``; round-off negatives
+    clipped to 0), so rank-deficient covariances (fewer molecules than 512) need no ``eps``
+    regularization; agrees with ``fcd``'s ``scipy.linalg.sqrtm`` version to within round-off.
+    """
+    if a.mu.shape != b.mu.shape or a.sigma.shape != b.sigma.shape:
+        raise ValueError(f"statistics of different widths: {a.mu.shape} and {b.mu.shape}")
+    values, vectors = np.linalg.eigh(a.sigma)
+    root_a = (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+    inner = root_a @ b.sigma @ root_a
+    trace_root = np.sqrt(np.clip(np.linalg.eigvalsh((inner + inner.T) / 2), 0.0, None)).sum()
+    diff = a.mu - b.mu
+    return float(diff @ diff + np.trace(a.sigma) + np.trace(b.sigma) - 2.0 * trace_root)
+
+
+def frechet_chemnet_distance(
+    generated: Sequence[str | Chem.Mol] | FrechetStats,
+    reference: Sequence[str | Chem.Mol] | FrechetStats,
+    *,
+    device: str | torch.device = "cpu",
+) -> float:
+    """FCD between two sets of valid molecules (SMILES, Mols or precomputed statistics)."""
+    gen = generated if isinstance(generated, FrechetStats) else fcd_stats(generated, device=device)
+    ref = reference if isinstance(reference, FrechetStats) else fcd_stats(reference, device=device)
+    return frechet_distance(gen, ref)
+
+
+def save_fcd_stats(stats: FrechetStats, path: str | Path) -> None:
+    """Write :class:`FrechetStats` to an ``.npz`` file (no pickle; written atomically)."""
+    with atomic_open(Path(path), "wb") as handle:
+        np.savez(handle, mu=stats.mu, sigma=stats.sigma, n=np.int64(stats.n))
+
+
+def load_fcd_stats(path: str | Path) -> FrechetStats:
+    """Read statistics written by :func:`save_fcd_stats` (``allow_pickle=False``)."""
+    with np.load(path, allow_pickle=False) as data:
+        return FrechetStats(data["mu"], data["sigma"], int(data["n"]))
+
+
+@functools.lru_cache(maxsize=4)
+def moses_fcd_reference(
+    split: str = "test",
+    cache_dir: str | Path | None = None,
+    *,
+    device: str | torch.device = "cpu",
+) -> FrechetStats:
+    """ChemNet statistics of a MOSES split (``test``: FCD/Test, ``test_scaffolds``: FCD/TestSF).
+
+    As MOSES's ``compute_intermediate_statistics``: all molecules of the split, canonicalized.
+    About 10 minutes per split on one loaded CPU core (176,074 and 176,226 molecules). With
+    ``cache_dir`` the result is stored there once (2 MB ``.npz``), keyed by the split file's
+    digest, the ChemNet file's digest and the RDKit version (canonical SMILES feed ChemNet).
+    """
+    if cache_dir is None:
+        return fcd_stats(load_moses(split), device=device)
+    digest = hashlib.sha256(moses_source_file(split).read_bytes()).hexdigest()[:16]
+    weights = hashlib.sha256(chemnet_weights_path().read_bytes()).hexdigest()[:12]
+    name = f"moses_{split}_chemnet_{digest}_{weights}_rdkit{rdBase.rdkitVersion}.npz"
+    path = Path(cache_dir) / name
+    if path.exists():
+        return load_fcd_stats(path)
+    stats = fcd_stats(load_moses(split), device=device)
+    save_fcd_stats(stats, path)
+    return stats
+
+
+# --------------------------------------------------------------------------------------------
 # Reference statistics and the entry point
 # --------------------------------------------------------------------------------------------
 
@@ -382,23 +615,47 @@ class ReferenceStats:
         BRICS fragment counts.
     scaffolds
         Scaffold counts (2 rings or more).
+    chemnet
+        ChemNet activation statistics for FCD, or None where not computed.
     """
 
     fingerprints: np.ndarray
     fragments: Counter[str]
     scaffolds: Counter[str]
+    chemnet: FrechetStats | None = None
 
 
-def reference_stats(smiles: Iterable[str | Chem.Mol]) -> ReferenceStats:
-    """Reference statistics of a set of SMILES (or Mols); unparsable entries are dropped."""
+def reference_stats(
+    smiles: Iterable[str | Chem.Mol],
+    *,
+    chemnet: bool = False,
+    device: str | torch.device = "cpu",
+) -> ReferenceStats:
+    """Reference statistics of a set of SMILES (or Mols); unparsable entries are dropped.
+
+    ``chemnet=True`` also computes the FCD statistics (:func:`fcd_stats`, on ``device``; about
+    3 ms per molecule on a CPU core), which needs at least 2 valid molecules.
+    """
     mols = [m for m in (_get_mol(s) for s in smiles) if m is not None]
     if not mols:
         raise ValueError("no valid reference molecule")
-    return ReferenceStats(morgan_fingerprints(mols), fragment_counts(mols), scaffold_counts(mols))
+    return ReferenceStats(
+        morgan_fingerprints(mols),
+        fragment_counts(mols),
+        scaffold_counts(mols),
+        fcd_stats(mols, device=device) if chemnet else None,
+    )
 
 
 def save_reference_stats(stats: ReferenceStats, path: str | Path) -> None:
     """Write reference statistics to an ``.npz`` file (no pickle; written atomically)."""
+    chemnet = {}
+    if stats.chemnet is not None:
+        chemnet = {
+            "chemnet_mu": stats.chemnet.mu,
+            "chemnet_sigma": stats.chemnet.sigma,
+            "chemnet_n": np.int64(stats.chemnet.n),
+        }
     with atomic_open(Path(path), "wb") as handle:
         np.savez_compressed(
             handle,
@@ -408,6 +665,7 @@ def save_reference_stats(stats: ReferenceStats, path: str | Path) -> None:
             fragment_counts=np.array(list(stats.fragments.values()), dtype=np.int64),
             scaffold_keys=np.array(list(stats.scaffolds), dtype=str),
             scaffold_counts=np.array(list(stats.scaffolds.values()), dtype=np.int64),
+            **chemnet,
         )
 
 
@@ -422,7 +680,12 @@ def load_reference_stats(path: str | Path) -> ReferenceStats:
         fps = np.unpackbits(data["fingerprints"], axis=1, count=n_bits)
         fragments = _counter(data["fragment_keys"], data["fragment_counts"])
         scaffolds = _counter(data["scaffold_keys"], data["scaffold_counts"])
-    return ReferenceStats(fps, fragments, scaffolds)
+        chemnet = None
+        if "chemnet_mu" in data.files:
+            chemnet = FrechetStats(
+                data["chemnet_mu"], data["chemnet_sigma"], int(data["chemnet_n"])
+            )
+    return ReferenceStats(fps, fragments, scaffolds, chemnet)
 
 
 @functools.lru_cache(maxsize=2)
@@ -431,7 +694,9 @@ def moses_reference(split: str = "test", cache_dir: str | Path | None = None) ->
 
     The full test set (176,074 molecules) takes about 4-5 minutes on one CPU core, mostly BRICS
     fragmentation and scaffolds; with ``cache_dir`` the result is stored there once, keyed by
-    the split file's digest and the RDKit version, and later loads take about a second.
+    the split file's digest and the RDKit version, and later loads take about a second. The
+    ChemNet statistics for FCD are not included (``chemnet`` is None): they are
+    :func:`moses_fcd_reference`'s, cached separately.
     """
     if cache_dir is None:
         return reference_stats(load_moses(split))
@@ -460,20 +725,25 @@ def moses_metrics(
     k: Sequence[int] = (1000, 10000),
     device: str | torch.device = "cpu",
     cache_dir: str | Path | None = None,
+    fcd: bool = True,
 ) -> dict[str, Any]:
-    """The MOSES metrics that are computable offline (MOSES ``get_all_metrics``, without FCD).
+    """The MOSES metrics that are computable offline (MOSES ``get_all_metrics``).
 
     As in MOSES: ``validity`` is over all samples; the valid samples are canonicalized (RDKit
     canonical SMILES, duplicates kept) and re-parsed, and every other metric is computed on
     that list. ``unique@k`` uses its first k entries (with a warning when there are fewer).
+    FCD, too, is computed on that list of valid canonical SMILES, duplicates included (MOSES
+    passes ``remove_invalid(gen, canonize=True)`` to ``fcd_torch.FCD``), against the ChemNet
+    statistics of the whole reference split (see :func:`chemnet_activations`).
 
     Parameters
     ----------
     smiles
         Generated SMILES (None or "" count as invalid).
     reference
-        Reference set for SNN, Frag and Scaf: precomputed :class:`ReferenceStats`, SMILES, or
-        None for the MOSES test set (:func:`moses_reference`).
+        Reference set for SNN, Frag, Scaf and FCD: precomputed :class:`ReferenceStats` (FCD
+        from its ``chemnet`` field), SMILES, or None for the MOSES test set
+        (:func:`moses_reference`, :func:`moses_fcd_reference`).
     training
         Training SMILES for novelty (e.g. ``load_moses("train")`` of
         :mod:`sci_diffusion.chem.data`), compared as given, like MOSES (its train SMILES are
@@ -481,9 +751,13 @@ def moses_metrics(
     k
         Sizes for unique@k.
     device
-        Torch device for the Tanimoto products.
+        Torch device for the Tanimoto products and ChemNet.
     cache_dir
-        Where the default reference's statistics are cached (see :func:`moses_reference`).
+        Where the default reference's statistics are cached (see :func:`moses_reference` and
+        :func:`moses_fcd_reference`; computing ChemNet's takes about 10 minutes per split on a
+        CPU core the first time).
+    fcd
+        Compute FCD (ChemNet runs on the valid samples, about 3 ms each on a CPU core).
 
     Returns
     -------
@@ -491,8 +765,12 @@ def moses_metrics(
         ``n_samples``, ``n_valid``, ``validity`` (MOSES "valid"), ``unique@<k>``, ``novelty``
         (novel / distinct valid), ``filters`` (fraction passing :func:`mol_passes_filters`),
         ``snn``, ``frag``, ``scaf`` (MOSES "SNN/Test", "Frag/Test", "Scaf/Test" for the
-        default reference), ``intdiv1`` and ``intdiv2`` (MOSES "IntDiv", "IntDiv2").
-        With no valid sample the metrics of valid samples are NaN.
+        default reference), ``intdiv1`` and ``intdiv2`` (MOSES "IntDiv", "IntDiv2"),
+        ``FCD/Test`` and ``FCD/TestSF`` (MOSES's names: against the MOSES test and scaffold
+        test splits; with another reference, ``FCD/Test`` is against it and ``FCD/TestSF`` is
+        None; both None with ``fcd=False`` or a reference without ChemNet statistics).
+        With no valid sample the metrics of valid samples are NaN; FCD is NaN (with a
+        warning) for fewer than 2 valid samples.
     """
     if len(smiles) == 0:
         raise ValueError("no molecules to evaluate")
@@ -511,12 +789,23 @@ def moses_metrics(
         result["novelty"] = novel / len(distinct) if distinct else float("nan")
     mols = [m for m in map(_get_mol, canonical) if m is not None]
     nan = float("nan")
+    default_reference = reference is None
+    fcd_test = fcd and (
+        default_reference
+        or not isinstance(reference, ReferenceStats)
+        or reference.chemnet is not None
+    )
+    fcd_keys = {
+        "FCD/Test": nan if fcd_test else None,
+        "FCD/TestSF": nan if fcd and default_reference else None,
+    }
     if not mols:
-        return result | dict.fromkeys(("filters", "snn", "frag", "scaf", "intdiv1", "intdiv2"), nan)
+        metrics = ("filters", "snn", "frag", "scaf", "intdiv1", "intdiv2")
+        return result | dict.fromkeys(metrics, nan) | fcd_keys
     if reference is None:
         reference = moses_reference("test", cache_dir)
     elif not isinstance(reference, ReferenceStats):
-        reference = reference_stats(reference)
+        reference = reference_stats(reference, chemnet=fcd, device=device)
     fps = morgan_fingerprints(mols)
     result["filters"] = fraction_passes_filters(mols)
     result["snn"] = snn(fps, reference.fingerprints, device=device)
@@ -524,4 +813,15 @@ def moses_metrics(
     result["scaf"] = counts_cosine_similarity(reference.scaffolds, scaffold_counts(mols))
     result["intdiv1"] = internal_diversity(fps, 1, device=device)
     result["intdiv2"] = internal_diversity(fps, 2, device=device)
+    result |= fcd_keys
+    if fcd_test and len(canonical) < 2:
+        warnings.warn(f"FCD needs at least 2 valid molecules, got {len(canonical)}", stacklevel=2)
+    elif fcd_test:
+        generated = fcd_stats(canonical, device=device)
+        if default_reference:
+            for key, split in (("FCD/Test", "test"), ("FCD/TestSF", "test_scaffolds")):
+                moses_stats = moses_fcd_reference(split, cache_dir, device=device)
+                result[key] = frechet_distance(generated, moses_stats)
+        elif reference.chemnet is not None:
+            result["FCD/Test"] = frechet_distance(generated, reference.chemnet)
     return result
