@@ -207,10 +207,18 @@ class BenchOptions(Schema):
         "bench policy only: the backbone (default unet1d)",
         choices_from="sci_diffusion.policy.backbones:backbone_names",
     )
+    part: str | None = opt(
+        None,
+        "bench policy only: one part, latency (vs steps, vs diffusers) or loop (sampler "
+        "overhead per backbone and task); default both",
+        choices=("latency", "loop"),
+    )
 
     def validate(self) -> None:
         if self.model is not None and self.benchmark != "policy":
             raise SchemaError("model", f"applies to bench policy only, not {self.benchmark}")
+        if self.part is not None and self.benchmark != "policy":
+            raise SchemaError("part", f"applies to bench policy only, not {self.benchmark}")
 
 
 @dataclass
@@ -225,24 +233,68 @@ DEMO_TASKS = ("multimodal", "reacher", "pusher", "metaworld")
 """``sci_diffusion.envs.registry.ENV_TASKS`` (a test keeps them equal)."""
 
 
+DEMO_FORMATS = ("lerobot", "robomimic")
+"""``sci_diffusion.envs.formats.FORMATS`` (a test keeps them equal)."""
+
+
 @dataclass
 class DemosOptions(Schema):
-    """``sci-diffusion demos``."""
+    """``sci-diffusion demos``: collect with the expert (task=, episodes=), or convert another
+    format (import= or export=, with format=)."""
 
-    task: str | None = opt(None, "environment task", choices=DEMO_TASKS, required=True)
-    episodes: int | None = opt(None, "expert episodes to collect", min=1, required=True)
-    out: str | None = opt(None, "output folder (demos.hdf5, meta.json)", required=True)
+    task: str | None = opt(None, "environment task (required to collect; with import=: the env "
+                                 "the data set must fit)", choices=DEMO_TASKS)  # fmt: skip
+    episodes: int | None = opt(None, "expert episodes to collect (required to collect)", min=1)
+    out: str | None = opt(None, "output folder (demos.hdf5, meta.json; export=: the new LeRobot "
+                                "folder)", required=True)  # fmt: skip
     seed: int = opt(0, "seed of the first episode (episode i uses seed + i)", min=0)
     env_name: str | None = opt(None, "metaworld only: the Meta-World task, e.g. push-v3")
     render: int = opt(0, "episodes to render as videos", min=0)
     progress: bool = opt(True, "progress bar or stage lines")
     action_noise: float = opt(0.0, "DART noise on executed actions (labels stay the expert's)",
                               min=0.0)  # fmt: skip
+    images: bool = opt(False, "collect: store every step's rendered frame (camera 'render') in "
+                              "demos.hdf5")  # fmt: skip
+    # `import` is a Python keyword: the field is `import_`, the command-line key `import`.
+    import_: str | None = opt(None, "a data set to convert into out= (a LeRobot v3 folder or a "
+                                    "robomimic .hdf5; needs format=)", key="import")  # fmt: skip
+    export: str | None = opt(None, "a demonstration folder to write as a LeRobot v3 data set "
+                                   "into out= (format=lerobot)")  # fmt: skip
+    format: str | None = opt(None, "the format of import= / export=", choices=DEMO_FORMATS)
+    fps: float | None = opt(None, "export=: frames per second (default: the set's control "
+                                  "rate)", gt=0)  # fmt: skip
+    quality: str = opt("high", "export=: MP4 quality, high (H.264 4:2:0, crf 18) or lossless "
+                               "(H.264 RGB, crf 0)", choices=("high", "lossless"))  # fmt: skip
 
     def validate(self) -> None:
         if self.episodes is not None and self.render > self.episodes:
             raise SchemaError("render", f"must be in [0, episodes={self.episodes}], "
                                         f"got {self.render}")  # fmt: skip
+        if self.import_ is not None and self.export is not None:
+            raise SchemaError("export", "and import= exclude each other; convert one way at a time")
+        mode = "import" if self.import_ is not None else "export" if self.export else None
+        if mode is None:
+            if self.format is not None or self.fps is not None:
+                raise SchemaError("format" if self.format is not None else "fps",
+                                  "applies to import= / export= only")  # fmt: skip
+            return
+        if self.format is None:
+            raise SchemaError("format", f"is needed with {mode}=: one of "
+                                        f"{', '.join(DEMO_FORMATS)}")  # fmt: skip
+        if mode == "export" and self.format != "lerobot":
+            raise SchemaError("format", f"export= writes lerobot only, got {self.format}")
+        collect_only = {
+            "episodes": self.episodes is not None,
+            "images": self.images,
+            "render": self.render > 0,
+            "action_noise": self.action_noise > 0,
+        }
+        for name, given in collect_only.items():
+            if given:
+                raise SchemaError(name, f"applies to collecting only, not to {mode}=")
+        if mode == "export" and self.task is not None:
+            raise SchemaError("task", "applies to collecting and import= only; export= reads "
+                                      "the task from the set's meta.json")  # fmt: skip
 
 
 @dataclass

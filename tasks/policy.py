@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from sci_diffusion.core import Denoiser, EuclideanSpace, make_schedule
+from sci_diffusion.core.sampler_config import SamplerSettings
 from sci_diffusion.io.cache import cache_dir
 from sci_diffusion.io.files import write_json_atomic
 from sci_diffusion.policy.backbones import backbone_names, build_backbone
@@ -175,7 +176,9 @@ class PolicyTask(Task):
     # -- evaluation ----------------------------------------------------------------------
     def policy(self, denoiser: Denoiser) -> Policy:
         _, _, low, high = self.env_dims()
-        return Policy(policy_network(denoiser.net), denoiser, self.method, self.cfg.sampler,
+        # the sampler settings are read once here, not on every planned chunk
+        sampler = SamplerSettings.from_config(self.cfg.sampler)
+        return Policy(policy_network(denoiser.net), denoiser, self.method, sampler,
                       self.n_obs_steps, self.horizon, self.n_action_steps, low, high)  # fmt: skip
 
     def generate(

@@ -10,7 +10,9 @@ on training) it times, interleaved and as medians of repeats:
   network on the same discretised schedule;
 * ``network`` — the network calls alone (the floor both loops pay).
 
-``sampler overhead = ours - network``; ``ratio = ours / diffusers``. ANCHORS.md gives the
+``sampler overhead = ours - network``; ``ratio = ours / diffusers``. The ``loop`` part
+(:mod:`.policy_loop`) times the sampler loop against its network calls for every backbone on
+every policy task's sizes, with the tasks' default sampler settings. ANCHORS.md gives the
 reference point: Diffusion Policy's 65.8M-parameter U-Net takes 31 ms per forward on 2 CPU
 threads, 3.2 s per chunk with DDPM-100 and 0.31 s with DDIM-10.
 """
@@ -27,6 +29,7 @@ from torch import Tensor
 from sci_diffusion.core import CosineSchedule, Denoiser, EuclideanSpace, sample
 from sci_diffusion.io.files import write_json_atomic
 
+from .policy_loop import LOOP_MODELS, LOOP_TASKS, QUICK_LOOP_TASKS, loop_records, loop_table
 from .policy_nets import policy_table, time_policy_nets
 from .sampler import (
     DEFAULT_THREADS,
@@ -116,26 +119,45 @@ def latency_records(
     return records
 
 
+PARTS = ("latency", "loop")
+"""``latency``: chunk latency against steps, ours and diffusers, and the network table;
+``loop``: the sampler loop's overhead over its network calls for every backbone and task."""
+
+
 def run_policy_benchmark(
-    out: str | None, quick: bool = False, model: str = "unet1d"
+    out: str | None, quick: bool = False, model: str = "unet1d", part: str | None = None
 ) -> dict[str, Any]:
-    """Run :func:`latency_records` on 2 threads (or the ``OMP_NUM_THREADS`` setting); write the
-    JSON to ``out`` unless ``None``."""
+    """Run the benchmark's parts (both unless ``part`` names one, see :data:`PARTS`) on 2
+    threads (or the ``OMP_NUM_THREADS`` setting); write the JSON to ``out`` unless ``None``.
+
+    The ``latency`` part needs diffusers; the ``loop`` part compares with diffusers only when
+    it is installed."""
     import os
 
-    _import_diffusers()
+    if part is not None and part not in PARTS:
+        raise ValueError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
+    parts = PARTS if part is None else (part,)
+    if "latency" in parts:
+        _import_diffusers()
     start = time.perf_counter()
     previous = torch.get_num_threads()
     env_threads = any(v in os.environ for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"))
     torch.set_num_threads(previous if env_threads else DEFAULT_THREADS)
+    result: dict[str, Any] = {"benchmark": "policy", "quick": quick}
     try:
-        steps = QUICK_STEPS if quick else STEPS
-        records = latency_records(
-            model, steps, repeats=5 if quick else 15, min_time=0.01 if quick else 0.05
-        )
-        networks = time_policy_nets(
-            repeats=5 if quick else 50, threads=torch.get_num_threads(), reference=not quick
-        )
+        if "latency" in parts:
+            steps = QUICK_STEPS if quick else STEPS
+            result["latency"] = latency_records(
+                model, steps, repeats=5 if quick else 15, min_time=0.01 if quick else 0.05
+            )
+            result["networks"] = time_policy_nets(
+                repeats=5 if quick else 50, threads=torch.get_num_threads(), reference=not quick
+            )
+        if "loop" in parts:
+            result["loop"] = loop_records(
+                LOOP_MODELS, QUICK_LOOP_TASKS if quick else LOOP_TASKS,
+                repeats=5 if quick else 21, min_time=0.01 if quick else 0.05,
+            )  # fmt: skip
         machine = machine_info()
     finally:
         torch.set_num_threads(previous)
@@ -149,9 +171,9 @@ def run_policy_benchmark(
             **SHAPE,
             "batch": 1,
             "parameters": sum(p.numel() for p in net.parameters()),
+            "parts": list(parts),
         },
-        "latency": records,
-        "networks": networks,
+        **{k: v for k, v in result.items() if k not in ("benchmark", "quick")},
         "reference": "Diffusion Policy U-Net (65.8M parameters), 2 CPU threads: 31 ms per "
         "forward, 3.2 s per chunk with DDPM-100, 0.31 s with DDIM-10 (ANCHORS.md)",
         "wall_s": time.perf_counter() - start,
@@ -162,17 +184,26 @@ def run_policy_benchmark(
 
 
 def latency_table(result: dict[str, Any]) -> str:
-    """Plain-text table of :func:`run_policy_benchmark`'s result."""
+    """Plain-text tables of :func:`run_policy_benchmark`'s result (the parts it ran)."""
     c, m = result["config"], result["machine"]
-    lines = [
-        f"policy chunk latency, batch 1, {c['model']} ({c['parameters']:,} parameters), "
-        f"H={c['horizon']} Da={c['action_dim']} To={c['n_obs_steps']} Do={c['obs_dim']}, "
-        f"torch {m['torch']}, {m['threads']} threads (medians, ms)",
-        f"{'sampler':<18}{'steps':>6}{'ours':>10}{'diffusers':>11}{'network':>10}"
-        f"{'overhead':>10}{'ours/diff':>11}",
-    ]
-    for r in result["latency"]:
-        lines.append(f"{r['sampler']:<18}{r['steps']:>6}{r['ours_ms']:>10.2f}"
-                     f"{r['diffusers_ms']:>11.2f}{r['network_ms']:>10.2f}"
-                     f"{r['sampler_overhead_ms']:>10.2f}{r['ratio']:>11.2f}")  # fmt: skip
-    return "\n".join(lines) + "\n\n" + policy_table(result["networks"])
+    blocks = []
+    if "latency" in result:
+        lines = [
+            f"policy chunk latency, batch 1, {c['model']} ({c['parameters']:,} parameters), "
+            f"H={c['horizon']} Da={c['action_dim']} To={c['n_obs_steps']} Do={c['obs_dim']}, "
+            f"torch {m['torch']}, {m['threads']} threads (medians, ms)",
+            f"{'sampler':<18}{'steps':>6}{'ours':>10}{'diffusers':>11}{'network':>10}"
+            f"{'overhead':>10}{'ours/diff':>11}",
+        ]
+        for r in result["latency"]:
+            lines.append(f"{r['sampler']:<18}{r['steps']:>6}{r['ours_ms']:>10.2f}"
+                         f"{r['diffusers_ms']:>11.2f}{r['network_ms']:>10.2f}"
+                         f"{r['sampler_overhead_ms']:>10.2f}{r['ratio']:>11.2f}")  # fmt: skip
+        blocks += ["\n".join(lines), policy_table(result["networks"])]
+    if "loop" in result:
+        blocks.append(
+            f"sampler loop against its network calls, batch 1, torch {m['torch']}, "
+            f"{m['threads']} threads (medians; overhead = loop / network - 1)\n"
+            + loop_table(result["loop"])
+        )
+    return "\n\n".join(blocks)

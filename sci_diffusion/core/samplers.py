@@ -19,21 +19,28 @@ import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
 
-from ._checks import accepts_keyword, check_times, choose
+from ._checks import accepts_keyword, choose
+from ._grid import grid_entry, schedule_key
+from .categorical import CategoricalSpace
 from .errors import InvalidValueError
-from .parameterization import expand_like
+from .parameterization import BoundDenoiser, Denoiser, expand_like
 from .schedules import Schedule
-from .spaces import ProductSpace, SpaceProtocol, State
+from .spaces import ProductSpace, Space, SpaceProtocol, State
 
 Denoise = Callable[..., State]
 """``denoise(x_t, t) -> x_0`` or ``denoise(x_t, t, mask=...) -> x_0`` (see ``mask``)."""
 Callback = Callable[["SamplerStep"], None]
 Constraint = Callable[[State, Tensor], State]
+T = TypeVar("T")
+_Grid = tuple[Tensor, Tensor, tuple[Tensor, ...], tuple[Tensor, ...]]
+"""``(alpha, sigma)`` on a grid and their per-step views."""
+_SPACE_TYPES = (Space, CategoricalSpace, ProductSpace)
+"""The core's spaces (an ``isinstance`` against them is cheaper than the protocol check)."""
 
 SAMPLER_ARGUMENTS = """\
 Arguments shared by every sampler::
@@ -97,7 +104,12 @@ class SamplerStep:
 
 
 class _Problem:
-    """Uniform dict view of single-tensor and product-space sampling problems."""
+    """Uniform dict view of single-tensor and product-space sampling problems.
+
+    Everything that does not change during the loop is decided here, once: the grid's
+    checks and derived tensors (shared between calls on the same CPU grid, see
+    :mod:`._grid`), how the denoiser is called, which components are continuous.
+    """
 
     def __init__(
         self,
@@ -111,12 +123,13 @@ class _Problem:
         callback: Callback | None = None,
         check_inputs: bool = True,
     ) -> None:
-        if isinstance(space, Schedule) or not isinstance(space, SpaceProtocol):
+        if not isinstance(space, _SPACE_TYPES) and (
+            isinstance(space, Schedule) or not isinstance(space, SpaceProtocol)
+        ):
             raise ValueError(
                 "space must be a space (EuclideanSpace(schedule), CoMFreeSpace, "
                 f"CategoricalSpace, ProductSpace); got {type(space).__name__}"
             )
-        self.times = times
         self.generator = generator
         self.callback = callback
         self.single = not isinstance(space, ProductSpace)
@@ -140,22 +153,26 @@ class _Problem:
                 f"times must have shape (N+1, ...) with N >= 1; got {tuple(times.shape)}"
             )
         self.x = self.wrap(x)
-        if check_inputs:  # these checks read tensor values: once, before the loop
-            check_times(times, "times")
-            if bool((times[1:] > times[:-1]).any()):
-                raise ValueError("times must be non-increasing (from noise at times[0] to data)")
+        # the checks read tensor values: once, before the loop (and once per shared grid)
+        self._entry = grid_entry(times, check_inputs)
+        self.times = self._entry.times
+        self.steps = self._entry.steps  # times[i] as views, made once
+        if check_inputs:
             for key, sub in self.spaces.items():
                 sub.validate(self.x[key], self.masks[key])
         self.check_inputs = check_inputs
-        self._grids: dict[str, tuple[Tensor, Tensor, tuple[Tensor, ...], tuple[Tensor, ...]]] = {}
+        self._continuous = [k for k, s in self.spaces.items() if not s.is_categorical]
+        self._categorical = [k for k, s in self.spaces.items() if s.is_categorical]
+        self._local: dict[tuple[str, str], Any] = {}
+        self._fingerprints: dict[str, tuple | None] = {}
+        self._grids: dict[str, _Grid] = {}
         self._denoise = denoise
         self._constraint = constraint
         # How the denoiser is called, decided once: with the mask when it takes one, and
         # through a Denoiser's precomputed-coefficient fast path for continuous single spaces.
+        takes_mask = type(denoise) in (Denoiser, BoundDenoiser) or accepts_keyword(denoise, "mask")
         self._mask_kwargs = (
-            {"mask": self.masks["x"] if self.single else dict(self.masks)}
-            if accepts_keyword(denoise, "mask")
-            else {}
+            {"mask": self.masks["x"] if self.single else dict(self.masks)} if takes_mask else {}
         )
         denoise_at = getattr(denoise, "denoise_at", None)
         self._denoise_at = (
@@ -166,9 +183,11 @@ class _Problem:
         if (
             self._denoise_at is not None
             and self._mask_kwargs
+            and type(denoise) not in (Denoiser, BoundDenoiser)
             and not accepts_keyword(self._denoise_at, "mask")
         ):
             self._denoise_at = None
+        self._fast = self._fast_denoise() if self._denoise_at is not None else None
 
     def wrap(self, x: State) -> dict[str, Tensor]:
         return {"x": x} if self.single else dict(x)  # type: ignore[arg-type]
@@ -177,36 +196,111 @@ class _Problem:
         return x["x"] if self.single else x
 
     def continuous(self) -> list[str]:
-        return [k for k, s in self.spaces.items() if not s.is_categorical]
+        return self._continuous
 
     def categorical(self) -> list[str]:
-        return [k for k, s in self.spaces.items() if s.is_categorical]
+        return self._categorical
 
     def time_like(self, key: str, t: Tensor) -> Tensor:
         """``t`` broadcastable against component ``key`` and in its dtype."""
         return expand_like(t, self.x[key]).to(self.x[key].dtype)
+
+    def memo(self, name: str, key: str, build: Callable[[], T]) -> T:
+        """``build()`` once for component ``key``: shared with later calls on the same grid
+        when the component's schedule is a built-in one (its constructor arguments then say
+        everything about it), else kept for this call. ``build`` may read only the grid and
+        the component's schedule, dtype and number of dimensions."""
+        fingerprint = self._fingerprint(key)
+        if fingerprint is None:
+            local = (name, key)
+            if local not in self._local:
+                self._local[local] = build()
+            return self._local[local]  # type: ignore[no-any-return]
+        return self._entry.memo((name, fingerprint), build)
+
+    def _fingerprint(self, key: str) -> tuple | None:
+        """What a shared value of component ``key`` depends on besides the grid (read once
+        per call), or ``None`` when it may not be shared."""
+        try:
+            return self._fingerprints[key]
+        except KeyError:
+            pass
+        fingerprint = None
+        if self._entry.shared:
+            schedule = schedule_key(self.spaces[key].schedule)
+            x = self.x[key]
+            fingerprint = None if schedule is None else (schedule, x.dtype, x.ndim)
+        self._fingerprints[key] = fingerprint
+        return fingerprint
 
     def grid(self, key: str) -> tuple[Tensor, Tensor]:
         """``(alpha, sigma)`` on the whole grid in the component's dtype, shape (N+1, ...)
         broadcastable per step against component ``key``. Evaluated once, so the loop does no
         schedule arithmetic."""
         if key not in self._grids:
-            times = self.times.to(self.x[key].dtype)
-            alpha, sigma = self.spaces[key].schedule.alpha_sigma(times)
-            shape = alpha.shape + (1,) * (self.x[key].ndim - self.times.ndim + 1)
-            alpha, sigma = alpha.reshape(shape), sigma.reshape(shape)
-            self._grids[key] = (alpha, sigma, alpha.unbind(0), sigma.unbind(0))
+            self._grids[key] = self.memo("alpha_sigma", key, lambda: self._alpha_sigma(key))
         return self._grids[key][0], self._grids[key][1]
+
+    def _alpha_sigma(self, key: str) -> _Grid:
+        times = self.times.to(self.x[key].dtype)
+        alpha, sigma = self.spaces[key].schedule.alpha_sigma(times)
+        shape = alpha.shape + (1,) * (self.x[key].ndim - self.times.ndim + 1)
+        alpha, sigma = alpha.reshape(shape), sigma.reshape(shape)
+        return alpha, sigma, alpha.unbind(0), sigma.unbind(0)
 
     def at(self, key: str, i: int) -> tuple[Tensor, Tensor]:
         """``(alpha, sigma)`` at ``times[i]`` for component ``key`` (a view; no tensor ops)."""
-        self.grid(key)
+        if key not in self._grids:
+            self.grid(key)
         _, _, alphas, sigmas = self._grids[key]
         return alphas[i], sigmas[i]
+
+    def _fast_denoise(self) -> Callable[[Tensor, int], Tensor] | None:
+        """``x0(x_t, i)`` for a :class:`Denoiser` (or a bound one) of a continuous single
+        space whose prediction converts with ``(alpha, sigma)``: its network output is
+        converted with the grid's terms, computed once (the same operations as
+        :meth:`Denoiser.denoise_at` per step, so bitwise the same result). ``None`` when the
+        denoiser is anything else (it is then called through ``denoise_at``)."""
+        denoise = self._denoise
+        if type(denoise) is BoundDenoiser:
+            inner, kwargs = denoise.denoiser, denoise._cond(self._mask_kwargs.get("mask"))
+        elif type(denoise) is Denoiser:
+            inner, kwargs = denoise, dict(self._mask_kwargs)
+        else:
+            return None
+        if not isinstance(inner, Denoiser) or type(inner).denoise_at is not Denoiser.denoise_at:
+            return None
+        if not inner._fast_path:
+            return None
+        prediction = inner.prediction["x"]
+        network_output = inner.network_output
+        alpha, sigma = self.grid("x")
+        _, _, alphas, sigmas = self._grids["x"]
+        x = self.x["x"]
+        if self.times.ndim == 1:  # what network_output would do per call: t.expand(B)
+            batch = x.shape[0]
+            t_batch = self._entry.memo(
+                ("t_batch", batch), lambda: [t.expand(batch) for t in self.steps]
+            )
+        else:
+            t_batch = list(self.steps)
+        if prediction == "x0":
+            return lambda x_t, i: network_output(x_t, t_batch[i], **kwargs)
+        if prediction == "epsilon":
+            return lambda x_t, i: (
+                (x_t - sigmas[i] * network_output(x_t, t_batch[i], **kwargs)) / alphas[i]
+            )
+        denominators = self.memo("v_denominator", "x", lambda: (alpha**2 + sigma**2).unbind(0))
+        return lambda x_t, i: (
+            (alphas[i] * x_t - sigmas[i] * network_output(x_t, t_batch[i], **kwargs))
+            / denominators[i]
+        )
 
     def denoise(self, x: dict[str, Tensor], t: Tensor, i: int | None = None) -> dict[str, Tensor]:
         """The x0 estimate at ``t`` (``= times[i]`` when ``i`` is given: a :class:`Denoiser`
         then reuses the grid's coefficients instead of re-evaluating the schedule)."""
+        if i is not None and self._fast is not None:
+            return {"x": self.spaces["x"].project(self._fast(x["x"], i), self.masks["x"])}
         if self._denoise_at is not None and i is not None:
             out = {"x": self._denoise_at(x["x"], t, *self.at("x", i), **self._mask_kwargs)}
         else:
@@ -225,7 +319,7 @@ class _Problem:
     def step_categorical(
         self, x: dict[str, Tensor], x0: dict[str, Tensor], t: Tensor, s: Tensor
     ) -> None:
-        for k in self.categorical():
+        for k in self._categorical:
             x[k] = self.spaces[k].step(x[k], x0[k], t, s, self.masks[k], self.generator)
 
     def noise(self, key: str, like: Tensor) -> Tensor:
@@ -275,11 +369,13 @@ Update = Callable[[_Problem, dict, dict, dict, int, Tensor, Tensor], None]
 
 def _single_evaluation(problem: _Problem, update: Update) -> Step:
     """The step of samplers that call the network once per step."""
+    categorical = bool(problem.categorical())
 
     def step(state: dict, i: int, t: Tensor, s: Tensor) -> tuple[dict, dict]:
         x0 = problem.denoise(state, t, i)
         new = dict(state)
-        problem.step_categorical(new, x0, t, s)
+        if categorical:
+            problem.step_categorical(new, x0, t, s)
         update(problem, state, x0, new, i, t, s)
         return problem.finish_step(new, s), x0
 
@@ -288,9 +384,9 @@ def _single_evaluation(problem: _Problem, update: Update) -> Step:
 
 def _loop(problem: _Problem, step: Step, resample: int) -> State:
     """The loop shared by every sampler, with RePaint's resampling."""
-    times, state = problem.times, problem.x
-    for i in range(times.shape[0] - 1):
-        t, s = times[i], times[i + 1]
+    steps, state = problem.steps, problem.x
+    for i in range(len(steps) - 1):
+        t, s = steps[i], steps[i + 1]
         new, x0 = step(state, i, t, s)
         for _ in range(resample):
             new, x0 = step(problem.renoise(new, s, t), i, t, s)
@@ -336,17 +432,28 @@ def _sampler(factory: Callable[..., Step]) -> Callable[..., State]:
     name = factory.__name__.removeprefix("sample_")
     accepted = ", ".join(p.name for p in options) or "none"
 
+    keywords = frozenset(signature.parameters) - {"denoise", "x", "times"}
+    defaults = {
+        p.name: p.default
+        for p in signature.parameters.values()
+        if p.default is not inspect.Parameter.empty
+    }
+
     @functools.wraps(factory)
     def sampler(*args: Any, **kwargs: Any) -> State:
-        try:
-            bound = signature.bind(*args, **kwargs)
-        except TypeError as error:
-            raise SamplerOptionError(
-                f"sampler {name!r}: {error}; its own options: {accepted}; arguments of every "
-                f"sampler: {', '.join(_COMMON_NAMES)}"
-            ) from None
-        bound.apply_defaults()
-        a = bound.arguments
+        if len(args) == 3 and "space" in kwargs and kwargs.keys() <= keywords:
+            # the usual call: what signature.bind + apply_defaults give, without their cost
+            a = {**defaults, "denoise": args[0], "x": args[1], "times": args[2], **kwargs}
+        else:
+            try:
+                bound = signature.bind(*args, **kwargs)
+            except TypeError as error:
+                raise SamplerOptionError(
+                    f"sampler {name!r}: {error}; its own options: {accepted}; arguments of "
+                    f"every sampler: {', '.join(_COMMON_NAMES)}"
+                ) from None
+            bound.apply_defaults()
+            a = bound.arguments
         resample = a["resample"]
         if isinstance(resample, bool) or not isinstance(resample, int) or resample < 0:
             raise ValueError(
@@ -381,15 +488,23 @@ def sample_ddpm(p: _Problem) -> Step:
     so this is also the categorical ancestral sampler.
     """
 
+    def coefficients(k: str) -> tuple[tuple[Tensor, ...], ...]:
+        """Per step ``(a_ts s_s^2, a_s var_ts, s_t^2, std)``: the mean is
+        ``(c_x x_t + c_0 x_0) / s_t^2``; elementwise the same operations as per step."""
+        alpha, sigma = p.grid(k)
+        a_t, s_t, a_s, s_s = alpha[:-1], sigma[:-1], alpha[1:], sigma[1:]
+        a_ts = a_t / a_s
+        var_ts = (s_t**2 - a_ts**2 * s_s**2).clamp_min(0.0)
+        std = (var_ts * s_s**2 / s_t**2).sqrt()
+        terms = (a_ts * s_s**2, a_s * var_ts, s_t**2, std)
+        return tuple(term.unbind(0) for term in terms)
+
+    per_key = {k: p.memo("ddpm", k, functools.partial(coefficients, k)) for k in p.continuous()}
+
     def update(p: _Problem, x: dict, x0: dict, new: dict, i: int, t: Tensor, s: Tensor) -> None:
-        for k in p.continuous():
-            a_t, s_t = p.at(k, i)
-            a_s, s_s = p.at(k, i + 1)
-            a_ts = a_t / a_s
-            var_ts = (s_t**2 - a_ts**2 * s_s**2).clamp_min(0.0)
-            mean = (a_ts * s_s**2 * x[k] + a_s * var_ts * x0[k]) / s_t**2
-            std = (var_ts * s_s**2 / s_t**2).sqrt()
-            new[k] = mean + std * p.noise(k, x[k])
+        for k, (c_x, c_0, s_t2, std) in per_key.items():
+            mean = (c_x[i] * x[k] + c_0[i] * x0[k]) / s_t2[i]
+            new[k] = mean + std[i] * p.noise(k, x[k])
 
     return _single_evaluation(p, update)
 
@@ -407,27 +522,44 @@ def sample_ddim(p: _Problem, *, eta: float = 0.0) -> Step:
             f"ddim's eta must be a finite number >= 0 (0 = deterministic DDIM, 1 = DDPM's "
             f"variance); got {eta!r}"
         )
-    coefficients: dict[str, tuple[tuple[Tensor, ...], tuple[Tensor, ...]]] = {}
 
-    def update(p: _Problem, x: dict, x0: dict, new: dict, i: int, t: Tensor, s: Tensor) -> None:
-        for k in p.continuous():
-            if eta == 0:  # x_s = c1 x_t + c2 x0, with both coefficients computed on the grid
-                if k not in coefficients:
-                    alpha, sigma = p.grid(k)
-                    c1 = sigma[1:] / sigma[:-1]
-                    coefficients[k] = (c1.unbind(0), (alpha[1:] - c1 * alpha[:-1]).unbind(0))
-                c1s, c2s = coefficients[k]
+    def deterministic(k: str) -> tuple[tuple[Tensor, ...], ...]:
+        """Per step ``x_s = c1 x_t + c2 x0``."""
+        alpha, sigma = p.grid(k)
+        c1 = sigma[1:] / sigma[:-1]
+        return c1.unbind(0), (alpha[1:] - c1 * alpha[:-1]).unbind(0)
+
+    def stochastic(k: str) -> tuple[tuple[Tensor, ...], ...]:
+        """Per step ``(alpha_t, sigma_t, alpha_s, c, sqrt(sigma_s^2 - c^2))``."""
+        alpha, sigma = p.grid(k)
+        a_t, s_t, a_s, s_s = alpha[:-1], sigma[:-1], alpha[1:], sigma[1:]
+        var_ts = (s_t**2 - (a_t / a_s) ** 2 * s_s**2).clamp_min(0.0)
+        c = eta * (var_ts * s_s**2 / s_t**2).sqrt()
+        keep = (s_s**2 - c**2).clamp_min(0.0).sqrt()
+        return tuple(term.unbind(0) for term in (a_t, s_t, a_s, c, keep))
+
+    if eta == 0:  # x_s = c1 x_t + c2 x0, with both coefficients computed on the grid
+        per_key = {k: p.memo("ddim", k, functools.partial(deterministic, k))
+                   for k in p.continuous()}  # fmt: skip
+
+        def update(p: _Problem, x: dict, x0: dict, new: dict, i: int, t: Tensor, s: Tensor) -> None:
+            for k, (c1s, c2s) in per_key.items():
                 new[k] = torch.addcmul(c1s[i] * x[k], c2s[i], x0[k])
-                continue
-            a_t, s_t = p.at(k, i)
-            a_s, s_s = p.at(k, i + 1)
-            eps = _eps(x[k], x0[k], a_t, s_t)
-            var_ts = (s_t**2 - (a_t / a_s) ** 2 * s_s**2).clamp_min(0.0)
-            c = eta * (var_ts * s_s**2 / s_t**2).sqrt()
-            out = a_s * x0[k] + (s_s**2 - c**2).clamp_min(0.0).sqrt() * eps
-            new[k] = out + c * p.noise(k, x[k])
 
-    return _single_evaluation(p, update)
+        return _single_evaluation(p, update)
+
+    per_key = {k: p.memo(f"ddim eta={eta!r}", k, functools.partial(stochastic, k))
+               for k in p.continuous()}  # fmt: skip
+
+    def noisy_update(
+        p: _Problem, x: dict, x0: dict, new: dict, i: int, t: Tensor, s: Tensor
+    ) -> None:
+        for k, (a_t, s_t, a_s, c, keep) in per_key.items():
+            eps = _eps(x[k], x0[k], a_t[i], s_t[i])
+            out = a_s[i] * x0[k] + keep[i] * eps
+            new[k] = out + c[i] * p.noise(k, x[k])
+
+    return _single_evaluation(p, noisy_update)
 
 
 @_sampler
@@ -436,10 +568,9 @@ def sample_dpm_solver_pp_2m(p: _Problem) -> Step:
     ``lambda = log(alpha / sigma)`` with data prediction. The first step and the final step
     to ``sigma = 0`` are first order (the latter lands exactly on ``x_0``). With ``resample``,
     the multistep history is the previous step's last pass."""
-    coefficients: dict[str, tuple[tuple[Tensor, ...], ...]] = {}
     history: dict[tuple[str, int], Tensor] = {}  # x0 estimate of each step's last pass
 
-    def prepare(p: _Problem, k: str) -> tuple[tuple[Tensor, ...], ...]:
+    def prepare(k: str) -> tuple[tuple[Tensor, ...], ...]:
         """Per step: ``x_s = c1 x_t + c2 D'`` with ``D' = D + w (D - D_prev)``."""
         alpha, sigma = p.grid(k)
         lam = torch.log(alpha) - torch.log(sigma)
@@ -451,11 +582,12 @@ def sample_dpm_solver_pp_2m(p: _Problem) -> Step:
         w = torch.where(second_order, 0.5 / ratio.clamp_min(1e-30), torch.zeros_like(h))
         return c1.unbind(0), c2.unbind(0), w.unbind(0)
 
+    per_key = {k: p.memo("dpm_solver_pp_2m", k, functools.partial(prepare, k))
+               for k in p.continuous()}  # fmt: skip
+
     def update(p: _Problem, x: dict, x0: dict, new: dict, i: int, t: Tensor, s: Tensor) -> None:
-        for k in p.continuous():
-            if k not in coefficients:
-                coefficients[k] = prepare(p, k)
-            c1, c2, w = (c[i] for c in coefficients[k])
+        for k, coefficients in per_key.items():
+            c1, c2, w = (c[i] for c in coefficients)
             d = x0[k] if i == 0 else x0[k] + w * (x0[k] - history[(k, i - 1)])
             history[(k, i)] = x0[k]
             history.pop((k, i - 2), None)

@@ -21,3 +21,46 @@ def test_latency_records_cover_every_sampler_and_step_count():
 def test_bench_policy_rejects_unknown_model(capsys):
     assert main(["bench", "policy", "model=resnet"]) == 2
     assert "model must be one of" in capsys.readouterr().err
+
+
+def test_loop_records_time_the_policy_path_against_its_network_calls():
+    from sci_diffusion.bench.policy_loop import loop_records, loop_table
+
+    records = loop_records(("mlp",), ("reacher",), repeats=1, min_time=0.0)
+    (r,) = records
+    assert (r["task"], r["model"], r["sampler"], r["steps"], r["nfe"]) == (
+        "reacher", "mlp", "ddim", 10, 10,
+    )  # fmt: skip
+    assert (r["eta"], r["t_start"], r["prediction"], r["schedule"]) == (0.0, 1.0, "v", "cosine")
+    for key in ("loop_ms", "core_ms", "network_ms", "loop_cpu_ms", "network_cpu_ms"):
+        assert math.isfinite(r[key]) and r[key] > 0
+    assert r["overhead"] == pytest.approx(r["loop_ms"] / r["network_ms"] - 1)
+    assert r["overhead_cpu"] == pytest.approx(r["loop_cpu_ms"] / r["network_cpu_ms"] - 1)
+    assert "| reacher (4, 1, 2, 10) | mlp |" in loop_table(records)
+
+
+def test_loop_task_sizes_are_the_task_configs_and_environments():
+    """Horizon, observation steps and sampler come from configs/task; the action and
+    observation sizes of TASK_DIMS are those of the environments (checked where they build)."""
+    from sci_diffusion.bench.policy_loop import LOOP_TASKS, TASK_DIMS, task_settings
+
+    assert set(TASK_DIMS) == set(LOOP_TASKS)
+    for task in LOOP_TASKS:
+        s = task_settings(task)
+        assert s["horizon"] >= 1 and s["n_obs_steps"] >= 1 and s["model"] in ("mlp", "unet1d")
+        assert (s["sampler"].name, s["sampler"].steps) == ("ddim", 10)
+    pytest.importorskip("mujoco")
+    from sci_diffusion.envs.registry import get_task
+
+    for task in ("multimodal", "reacher", "pusher"):
+        env = get_task(task).make_env(0)
+        try:
+            shape = (env.action_space.shape[0], env.observation_space.shape[0])
+        finally:
+            env.close()
+        assert shape == TASK_DIMS[task]
+
+
+def test_bench_part_option_belongs_to_bench_policy(capsys):
+    assert main(["bench", "sampler", "part=loop"]) == 2
+    assert "part applies to bench policy only" in capsys.readouterr().err
