@@ -13,6 +13,9 @@ pickled objects)::
                  step (imported files may hold only T: o_0..o_{T-1})
         actions  float32 (T, action_dim) — a_t taken in o_t
         rewards  float32 (T,) — r_t received after a_t
+        images/<camera>   optional, uint8 (T+1 or T — the rows of obs, H, W, C): camera
+                 frames aligned with obs (frame k shows o_k); gzip-compressed, one chunk per
+                 frame. Files written before images existed have none and still load.
 
 Per-episode groups (rather than robomimic/zarr-style concatenated arrays with an
 ``episode_ends`` index) keep every episode self-describing and make a truncated or edited file
@@ -22,8 +25,10 @@ fail loudly on the episode it affects.
 ``successes``, ``expert_success_rate``, ``obs_dim``, ``action_dim``, ``action_low``,
 ``action_high``, ``max_steps``, ``seed_start``, ``seed_end`` (inclusive), ``total_steps``,
 ``mean_length``, ``videos``, ``source``, ``action_noise`` (σ of the DART noise the executed
-actions carried; 0: none), ``date`` (UTC ISO 8601), ``versions`` (sci_diffusion,
-numpy, h5py, gymnasium, mujoco, metaworld when used), ``collect_seconds``.
+actions carried; 0: none), ``fps`` (control rate, env steps per second; optional),
+``cameras`` (``{camera: [H, W, C]}``, only when the episodes hold images), ``date`` (UTC
+ISO 8601), ``versions`` (sci_diffusion, numpy, h5py, gymnasium, mujoco, metaworld when
+used), ``collect_seconds``.
 
 Both files (and any videos) are written to a temporary file in ``out_dir`` and renamed into
 place; if anything fails, temporaries are removed and no new output is left behind.
@@ -61,6 +66,9 @@ __all__ = [
 FORMAT_VERSION = 1
 """Version of the on-disk layout described in the module docstring."""
 
+IMAGE_GZIP_LEVEL = 4
+"""gzip level of ``images/<camera>`` (1 fast .. 9 small)."""
+
 DEMOS_FILE = "demos.hdf5"
 META_FILE = "meta.json"
 
@@ -87,6 +95,9 @@ class Demos:
     lengths: np.ndarray
     """int64 ``(episodes,)``: number of actions per episode."""
     meta: dict[str, Any] = field(default_factory=dict)
+    images: list[dict[str, np.ndarray]] = field(default_factory=list)
+    """Per episode ``{camera: uint8 (rows of obs, H, W, C)}``; filled only by
+    ``load_demos(..., images=True)`` (empty otherwise, and for sets without cameras)."""
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -126,6 +137,15 @@ def _write_hdf5(path: Path, episodes: list[dict[str, Any]], env_id: str) -> None
             g.create_dataset("obs", data=np.asarray(ep["obs"], dtype=np.float32))
             g.create_dataset("actions", data=np.asarray(ep["actions"], dtype=np.float32))
             g.create_dataset("rewards", data=np.asarray(ep["rewards"], dtype=np.float32))
+            for camera, frames in (ep.get("images") or {}).items():
+                frames = np.asarray(frames, dtype=np.uint8)
+                g.create_dataset(
+                    f"images/{camera}",
+                    data=frames,
+                    chunks=(1, *frames.shape[1:]),
+                    compression="gzip",
+                    compression_opts=IMAGE_GZIP_LEVEL,
+                )
             g.attrs["seed"] = np.int64(ep["seed"])
             g.attrs["success"] = bool(ep["success"])
             g.attrs["length"] = np.int64(len(ep["actions"]))
@@ -137,7 +157,13 @@ def _write_dataset(
     meta: dict[str, Any],
     videos: list[tuple[str, list[np.ndarray]]] = (),
 ) -> None:
-    """Write videos, ``demos.hdf5`` and ``meta.json`` all-or-nothing (temps, then renames)."""
+    """Write videos, ``demos.hdf5`` and ``meta.json`` all-or-nothing (temps, then renames).
+
+    Episodes may carry ``images`` (``{camera: uint8 (rows of obs, H, W, C)}``, the same cameras
+    and frame shapes in every episode); ``meta["cameras"]`` is then set from them."""
+    cameras = _cameras(episodes)
+    if cameras:
+        meta["cameras"] = cameras
     out_dir.mkdir(parents=True, exist_ok=True)
     temps: list[tuple[Path, Path]] = []
     try:
@@ -157,6 +183,27 @@ def _write_dataset(
         for tmp, _ in temps:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def _cameras(episodes: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """``{camera: [H, W, C]}`` of the episodes' images ({} without); ``ValueError`` when
+    episodes disagree or frames do not line up with the observations."""
+    first = (episodes[0].get("images") or {}) if episodes else {}
+    cameras = {name: list(np.shape(frames)[1:]) for name, frames in first.items()}
+    for i, ep in enumerate(episodes):
+        images = ep.get("images") or {}
+        if sorted(images) != sorted(cameras):
+            raise ValueError(f"episode {i} has cameras {sorted(images)}, episode 0 "
+                             f"{sorted(cameras)}")  # fmt: skip
+        for name, frames in images.items():
+            shape = np.shape(frames)
+            if list(shape[1:]) != cameras[name] or len(shape) != 4:
+                raise ValueError(f"episode {i} camera {name!r}: frames {shape}, expected "
+                                 f"(N, {', '.join(map(str, cameras[name]))})")  # fmt: skip
+            if shape[0] != len(ep["obs"]):
+                raise ValueError(f"episode {i} camera {name!r}: {shape[0]} frames for "
+                                 f"{len(ep['obs'])} observations")  # fmt: skip
+    return cameras
 
 
 # -- collection ---------------------------------------------------------------------------------
@@ -199,6 +246,7 @@ def collect_demos(
     render: int = 0,
     progress: bool = True,
     action_noise: float = 0.0,
+    images: bool = False,
 ) -> dict:
     """Roll the scripted expert of ``task`` for ``episodes`` episodes (reset seeds ``seed``,
     ``seed + 1``, ...) and write ``out_dir/demos.hdf5`` + ``out_dir/meta.json``.
@@ -206,7 +254,9 @@ def collect_demos(
     Every episode is kept, failed ones included (``success`` records the outcome). ``render=k``
     also writes videos ``episode_000000.mp4`` (or ``.gif``) of the first ``k`` episodes.
     ``action_noise`` > 0 perturbs the executed actions and keeps the clean expert labels (see
-    :func:`rollout`); ``meta.json`` records it.
+    :func:`rollout`); ``meta.json`` records it. ``images=True`` stores every episode's rendered
+    frames (camera ``render``, the env's ``rgb_array``; one frame per observation) in
+    ``demos.hdf5`` (see the module docstring).
     Returns the meta dictionary written to ``meta.json``.
     """
     from sci_diffusion.envs.registry import DEFAULT_METAWORLD_ENV, get_task
@@ -224,17 +274,23 @@ def collect_demos(
         env_name = DEFAULT_METAWORLD_ENV
     out_dir = Path(out_dir)
     start = time.perf_counter()
-    env = spec.make_env(seed, render_mode="rgb_array" if render else None, env_name=env_name)
+    filmed = episodes if images else render
+    env = spec.make_env(seed, render_mode="rgb_array" if filmed else None, env_name=env_name)
     try:
         actor = ExpertActor.for_task(spec, env_name=env_name)
         played = play_episodes(spec, actor, range(seed, seed + episodes), envs=[env],
-                               render=render, record=True, action_noise=action_noise,
+                               render=filmed, record=True, action_noise=action_noise,
                                progress=progress, desc=f"demos {task}")  # fmt: skip
         space = env.action_space
+        dt = getattr(env.unwrapped, "dt", None)
     finally:
         env.close()
     records = [ep.record() for ep in played]
-    videos = [(f"episode_{i:06d}.mp4", ep.frames) for i, ep in enumerate(played) if ep.frames]
+    if images:
+        for record, ep in zip(records, played, strict=True):
+            record["images"] = {"render": np.stack(ep.frames or [])}
+    videos = [(f"episode_{i:06d}.mp4", ep.frames) for i, ep in enumerate(played[:render])
+              if ep.frames]  # fmt: skip
     obs_dim = int(records[0]["obs"].shape[1])
     successes = int(sum(r["success"] for r in records))
     lengths = [len(r["actions"]) for r in records]
@@ -257,6 +313,7 @@ def collect_demos(
         "mean_length": float(np.mean(lengths)),
         "source": f"scripted expert ({task})",
         "action_noise": float(action_noise),
+        "fps": None if not dt else round(1.0 / float(dt), 6),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": _versions(("metaworld",) if task == "metaworld" else ()),
         "collect_seconds": round(time.perf_counter() - start, 3),
@@ -275,8 +332,12 @@ def _fail(path: Path, problem: str, fix: str) -> DemoFormatError:
 REGENERATE = "re-create the data set (sci-diffusion demos ... or import_npz_folder)"
 
 
-def load_demos(out_dir: Path) -> Demos:
+def load_demos(out_dir: Path, images: bool = False) -> Demos:
     """Load and validate the data set in ``out_dir`` (see the module docstring for the layout).
+
+    Camera frames (``images/<camera>``) are always checked (dtype, shape, frame count against
+    the observations and ``meta["cameras"]``) but read into :attr:`Demos.images` only with
+    ``images=True``: state-only training never holds them in memory.
 
     Raises :class:`DemoFormatError` naming the file, the problem and the fix when a file is
     missing or unreadable, the format version is unknown, counts, dtypes or shapes disagree
@@ -311,8 +372,15 @@ def load_demos(out_dir: Path) -> Demos:
             "re-create it with this version",
         )
     obs_dim, action_dim = int(meta["obs_dim"]), int(meta["action_dim"])
+    cameras = meta.get("cameras") or {}
+    if not isinstance(cameras, dict) or not all(
+        isinstance(v, list) and len(v) == 3 for v in cameras.values()
+    ):
+        raise _fail(meta_path, f"cameras must map camera -> [H, W, C], got {cameras!r}",
+                    REGENERATE)  # fmt: skip
 
     obs, actions, rewards, success, seeds, lengths = [], [], [], [], [], []
+    frames: list[dict[str, np.ndarray]] = []
     try:
         f = h5py.File(h5_path, "r")
     except OSError as err:
@@ -337,6 +405,10 @@ def load_demos(out_dir: Path) -> Demos:
                 raise _fail(h5_path, "episode groups are not numbered 000000..N-1", REGENERATE)
             for name in names:
                 ep = _read_episode(h5_path, f["episodes"][name], name, obs_dim, action_dim)
+                views = _image_datasets(h5_path, f["episodes"][name], name, cameras,
+                                        len(ep["obs"]))  # fmt: skip
+                if images and views:
+                    frames.append({camera: ds[()] for camera, ds in views.items()})
                 obs.append(ep["obs"])
                 actions.append(ep["actions"])
                 rewards.append(ep["rewards"])
@@ -353,7 +425,29 @@ def load_demos(out_dir: Path) -> Demos:
         seeds=np.asarray(seeds, dtype=np.int64),
         lengths=np.asarray(lengths, dtype=np.int64),
         meta=meta,
+        images=frames,
     )
+
+
+def _image_datasets(path: Path, g: Any, name: str, cameras: dict[str, list[int]],
+                    rows: int) -> dict[str, Any]:  # fmt: skip
+    """The checked (not yet read) ``images/<camera>`` datasets of one episode group."""
+    where = f"episode {name}"
+    group = g.get("images")
+    found = sorted(group) if group is not None else []
+    if found != sorted(cameras):
+        raise _fail(path, f"{where}: cameras {found} but {META_FILE} lists {sorted(cameras)}",
+                    REGENERATE)  # fmt: skip
+    out = {}
+    for camera in found:
+        ds = group[camera]
+        expected = (rows, *cameras[camera])
+        if ds.dtype != np.uint8 or tuple(ds.shape) != expected:
+            raise _fail(path, f"{where}: images/{camera} is {ds.dtype} {tuple(ds.shape)}, "
+                              f"expected uint8 {expected} (one frame per observation, "
+                              f"[H, W, C] from {META_FILE} cameras)", REGENERATE)  # fmt: skip
+        out[camera] = ds
+    return out
 
 
 def _read_episode(path: Path, g: Any, name: str, obs_dim: int, action_dim: int) -> dict:

@@ -281,18 +281,47 @@ def parse_demos(args: list[str]) -> schema.DemosOptions:
     # `task.env_name=` is the spelling the task configs use
     args = [("env_name" + a[len("task.env_name") :]) if a.startswith("task.env_name=") else a
             for a in args]  # fmt: skip
-    return parse_options("demos", args)
+    options = parse_options("demos", args, partial=True)
+    collect = options.import_ is None and options.export is None  # needs task and episodes
+    missing = [k for k in ("task", "episodes", "out")
+               if getattr(options, k) is None and (collect or k == "out")]  # fmt: skip
+    if missing:
+        raise UsageError(f"demos needs {', '.join(f'{k}=...' for k in missing)}"
+                         + (" (or import=/export= with format=)" if collect else ""))  # fmt: skip
+    return options
 
 
 def run_demos(o: schema.DemosOptions) -> int:
+    if o.import_ is not None or o.export is not None:
+        return _convert_demos(o)
     from sci_diffusion.envs.demos import collect_demos
 
     out = Path(str(o.out))
     meta = collect_demos(str(o.task), int(o.episodes or 0), out, seed=o.seed,
                          env_name=o.env_name, render=o.render, progress=o.progress,
-                         action_noise=o.action_noise)  # fmt: skip
+                         action_noise=o.action_noise, images=o.images)  # fmt: skip
     print(f"demos: {meta['episodes']} episodes, expert success {meta['expert_success_rate']:.0%}"
           f", {out / 'demos.hdf5'}")  # fmt: skip
+    return 0
+
+
+def _convert_demos(o: schema.DemosOptions) -> int:
+    """``demos import=<path> format=...`` / ``demos export=<demo dir> format=lerobot``."""
+    from sci_diffusion.envs.formats import export_lerobot, import_lerobot, import_robomimic
+
+    out = Path(str(o.out))
+    if o.export is not None:
+        info = export_lerobot(Path(o.export), out, fps=o.fps, quality=o.quality)
+        cameras = [k for k, f in info["features"].items() if f["dtype"] == "video"]
+        print(f"demos: exported {info['total_episodes']} episodes ({info['total_frames']} frames"
+              f", {len(cameras)} camera(s), {info['fps']} fps) as LeRobot "
+              f"{info['codebase_version']} to {out}")  # fmt: skip
+        return 0
+    importer = import_lerobot if o.format == "lerobot" else import_robomimic
+    meta = importer(Path(str(o.import_)), out, task=o.task, env_name=o.env_name)
+    print(f"demos: imported {meta['episodes']} episodes ({meta['total_steps']} steps, cameras "
+          f"{sorted(meta.get('cameras') or {}) or 'none'}) from {o.format} {o.import_} to "
+          f"{out / 'demos.hdf5'}")  # fmt: skip
     return 0
 
 
@@ -375,8 +404,10 @@ REGISTRY: dict[str, Command] = {
         "the end-to-end demo on embedded defaults; writes a report",
         ("sci-diffusion quickstart [out=<dir>]",), parse_quickstart, run_quickstart),
     "demos": Command(
-        "collect scripted-expert demonstrations",
-        ("sci-diffusion demos task=<task> episodes=<N> out=<dir> [action_noise=0.1]",),
+        "collect scripted-expert demonstrations; import/export LeRobot and robomimic data sets",
+        ("sci-diffusion demos task=<task> episodes=<N> out=<dir> [action_noise=0.1]",
+         "sci-diffusion demos import=<path> format=<lerobot|robomimic> out=<dir> [task=<task>]",
+         "sci-diffusion demos export=<demo dir> format=lerobot out=<new dir> [quality=lossless]"),
         parse_demos, run_demos),
     "screen": Command(
         "run the RDKit screening gate on a SMILES or SDF file",

@@ -3,6 +3,7 @@ run directories, checkpoints and videos. Imports no domain code (no MuJoCo, RDKi
 
 from .cache import cache_dir
 from .files import (
+    atomic_directory,
     atomic_open,
     file_mode,
     publish,
@@ -13,6 +14,7 @@ from .files import (
 )
 
 __all__ = [
+    "atomic_directory",
     "atomic_open",
     "cache_dir",
     "file_mode",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,6 +63,35 @@ def temp_path(out_dir: Path, name: str) -> Iterator[Path]:
         yield Path(tmp)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path: Path) -> Iterator[Path]:
+    """A fresh hidden folder next to ``path`` (``.tmp-<name>.*``) for a writer that fills a
+    whole tree; when the block succeeds it gets the mode a plain ``mkdir`` would give
+    (``0o777`` minus the umask) and is renamed onto ``path``, so readers never see a half
+    tree. ``path`` must not exist or be an empty folder (``FileExistsError`` otherwise,
+    before anything is written). If the block raises, the folder and everything in it are
+    removed.
+
+    >>> with atomic_directory(Path("out/dataset")) as tmp:  # doctest: +SKIP
+    ...     (tmp / "info.json").write_text("{}")
+    """
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise FileExistsError(f"{path} exists and is not an empty folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~current_umask())
+        if path.is_dir():
+            path.rmdir()  # empty (checked above); a folder that filled meanwhile raises here
+        os.replace(tmp, path)
+        fsync_directory(path.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
