@@ -99,8 +99,24 @@ class PolicyTask(Task):
                 collect_demos(self.cfg.task.env, int(d.episodes), path, seed=int(d.seed),
                               env_name=self.env_name, progress=progress,
                               action_noise=self._action_noise())  # fmt: skip
-            self._demos = load_demos(path)
+            demos = load_demos(path)
+            self._check_dims(path / META_FILE, demos.meta)
+            self._demos = demos
         return self._demos
+
+    def _check_dims(self, meta_path: Path, meta: dict[str, Any]) -> None:
+        """A data set of another env (say an import without ``task=``) fails here, before
+        anything is built or written, naming the file and the field."""
+        from sci_diffusion.envs.demos import DemoFormatError
+
+        obs_dim, action_dim, _, _ = self.env_dims()
+        env = f"task {self.cfg.task.name} ({self.env_task.env_id})"
+        for key, want in (("action_dim", action_dim), ("obs_dim", obs_dim)):
+            if int(meta[key]) != want:
+                raise DemoFormatError(
+                    f"{meta_path}: {key}: {meta[key]}, but {env} has {want}; train on a data "
+                    "set of this env (import it with task=... to have it checked)"
+                )
 
     def windows(self) -> Windows:
         if self._windows is None:

@@ -310,3 +310,23 @@ def test_action_noise_is_recorded_and_validated(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="action_noise must be >= 0"):
         collect_demos("multimodal", 1, tmp_path / "bad", action_noise=-0.1, progress=False)
     assert not (tmp_path / "bad").exists()
+
+
+def test_images_are_optional_checked_and_read_on_request(tmp_path: Path) -> None:
+    out = tmp_path / "pixels"
+    meta = collect_demos("multimodal", 1, out, images=True, progress=False)
+    assert meta["cameras"] == {"render": [240, 240, 3]} and meta["fps"] == 20
+    assert load_demos(out).images == []  # state-only loading never reads the frames
+    demos = load_demos(out, images=True)
+    frames = demos.images[0]["render"]
+    assert frames.dtype == np.uint8 and frames.shape == (len(demos.obs[0]), 240, 240, 3)
+    with h5py.File(out / DEMOS_FILE, "r") as f:
+        ds = f["episodes/000000/images/render"]
+        assert ds.compression == "gzip" and ds.chunks == (1, 240, 240, 3)
+    with h5py.File(out / DEMOS_FILE, "a") as f:  # one frame short of the observations
+        g = f["episodes/000000/images"]
+        short = g["render"][1:]
+        del g["render"]
+        g["render"] = short
+    with pytest.raises(DemoFormatError, match=r"episode 000000: images/render is uint8"):
+        load_demos(out)

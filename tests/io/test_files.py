@@ -72,3 +72,25 @@ def test_old_module_paths_still_work_and_warn(old, new, name):
     assert any(issubclass(w.category, DeprecationWarning) and new in str(w.message)
                for w in caught)  # fmt: skip
     assert getattr(module, name) is getattr(importlib.import_module(new), name)
+
+
+def test_atomic_directory_appears_whole_or_not_at_all(tmp_path):
+    from sci_diffusion.io import atomic_directory
+
+    target = tmp_path / "tree"
+    with pytest.raises(RuntimeError), atomic_directory(target) as tmp:
+        (tmp / "sub").mkdir()
+        (tmp / "sub" / "half.bin").write_bytes(b"1")
+        raise RuntimeError("writer died")
+    assert list(tmp_path.iterdir()) == []  # no folder, no hidden temporary
+    old = os.umask(0o027)
+    try:
+        target.mkdir()  # an empty folder may be replaced
+        with atomic_directory(target) as tmp:
+            (tmp / "a.txt").write_text("x")
+    finally:
+        os.umask(old)
+    assert (target / "a.txt").read_text() == "x" and _mode(target) == 0o750
+    with pytest.raises(FileExistsError), atomic_directory(target):
+        pass  # a folder with content is never replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tree"]
