@@ -471,7 +471,7 @@ def chemnet_activations(
     for all of MOSES and QM9. A set with a longer SMILES is padded to its length (``fcd`` warns
     that this changes the activations; ``fcd_torch`` truncates instead).
 
-    One progress line (or bar) while the network runs: about 3 ms per molecule on one CPU core.
+    One progress line (or bar) while the network runs: 3-5 ms per molecule on one CPU core.
     """
     canonical = [_fcd_smiles(s) for s in smiles]
     out = np.zeros((len(canonical), CHEMNET_DIM), dtype=np.float32)
@@ -581,7 +581,7 @@ def moses_fcd_reference(
     """ChemNet statistics of a MOSES split (``test``: FCD/Test, ``test_scaffolds``: FCD/TestSF).
 
     As MOSES's ``compute_intermediate_statistics``: all molecules of the split, canonicalized.
-    About 10 minutes per split on one loaded CPU core (176,074 and 176,226 molecules). With
+    About 15 minutes per split on one loaded CPU core (176,074 and 176,225 molecules). With
     ``cache_dir`` the result is stored there once (2 MB ``.npz``), keyed by the split file's
     digest, the ChemNet file's digest and the RDKit version (canonical SMILES feed ChemNet).
     """
@@ -634,7 +634,7 @@ def reference_stats(
     """Reference statistics of a set of SMILES (or Mols); unparsable entries are dropped.
 
     ``chemnet=True`` also computes the FCD statistics (:func:`fcd_stats`, on ``device``; about
-    3 ms per molecule on a CPU core), which needs at least 2 valid molecules.
+    3-5 ms per molecule on a CPU core), which needs at least 2 valid molecules.
     """
     mols = [m for m in (_get_mol(s) for s in smiles) if m is not None]
     if not mols:
@@ -754,10 +754,10 @@ def moses_metrics(
         Torch device for the Tanimoto products and ChemNet.
     cache_dir
         Where the default reference's statistics are cached (see :func:`moses_reference` and
-        :func:`moses_fcd_reference`; computing ChemNet's takes about 10 minutes per split on a
+        :func:`moses_fcd_reference`; computing ChemNet's takes about 15 minutes per split on a
         CPU core the first time).
     fcd
-        Compute FCD (ChemNet runs on the valid samples, about 3 ms each on a CPU core).
+        Compute FCD (ChemNet runs on the valid samples, 3-5 ms each on a CPU core).
 
     Returns
     -------

@@ -258,9 +258,10 @@ def test_fcd_of_a_set_against_itself_is_zero(chemnet_sets):
 def test_fcd_separates_moses_from_qm9(chemnet_sets):
     """MOSES train (n=500) against MOSES test (n=1,000) is small; QM9 against MOSES is large.
 
-    Both are FCDs between finite samples, so both carry the plug-in estimator's upward bias
-    (about 1/n: 0.008 for MOSES's full train against full test, their paper's Table 2).
-    Measured at these sizes over 10 random draws (docs/benchmarks.md): MOSES train vs test
+    Both are FCDs between finite samples, so both carry the plug-in estimator's upward bias,
+    about 1,300 (1/n_gen + 1/n_ref) for MOSES molecules (which is 0.008 for MOSES's full train
+    against full test, its published "Train" row; docs/benchmarks.md, "FCD sanity").
+    Measured at these sizes over 10 random draws: MOSES train vs test
     3.61-3.82 (sd 0.06), QM9 vs MOSES test 31.3-33.0. The limits, 6 and 20, sit more than 30
     standard deviations from either range, so the test does not flake; a broken encoding, a
     wrong layer or a wrong formula moves the first far from its range or brings the two
