@@ -239,19 +239,23 @@ def _stats(x: np.ndarray) -> dict[str, list]:
 
 def _image_stats(episodes: Iterator[np.ndarray]) -> dict[str, list]:
     """Per-channel stats of uint8 frames (N, H, W, C) scaled to [0, 1], shaped (C, 1, 1) as
-    LeRobot stores them."""
-    total = sq = None
-    low = high = None
-    count = pixels = 0
+    LeRobot stores them; exact, from per-channel histograms of the 256 levels."""
+    hist: np.ndarray | None = None
+    count = 0
     for frames in episodes:
-        x = frames.reshape(-1, frames.shape[-1]).astype(np.float64) / 255.0
-        s, q = x.sum(0), (x * x).sum(0)
-        total, sq = (s, q) if total is None else (total + s, sq + q)
-        low = x.min(0) if low is None else np.minimum(low, x.min(0))
-        high = x.max(0) if high is None else np.maximum(high, x.max(0))
-        count, pixels = count + len(frames), pixels + len(x)
-    mean = total / pixels
-    std = np.sqrt(np.maximum(sq / pixels - mean * mean, 0.0))
+        channels = frames.shape[-1]
+        if hist is None:
+            hist = np.zeros((channels, 256), dtype=np.int64)
+        for c in range(channels):
+            hist[c] += np.bincount(frames[..., c].ravel(), minlength=256)
+        count += len(frames)
+    assert hist is not None
+    levels = np.arange(256) / 255.0
+    pixels = hist.sum(1)
+    mean = hist @ levels / pixels
+    std = np.sqrt(np.maximum(hist @ levels**2 / pixels - mean**2, 0.0))
+    low = np.array([levels[np.flatnonzero(h)[0]] for h in hist])
+    high = np.array([levels[np.flatnonzero(h)[-1]] for h in hist])
 
     def shaped(v: np.ndarray) -> list:
         return [[[float(c)]] for c in v]
@@ -572,7 +576,7 @@ def _read_frames(pq: Any, src: Path, info: dict, table: dict, state_keys: list[s
                                       f"numbered 0..{length - 1}", FIX)  # fmt: skip
             error = np.abs(stamps[rows] - np.arange(length) / rate)
             if error.max() > tolerance:
-                k = int(error.argmax())
+                k = int(np.argmax(error > tolerance))  # the first frame off
                 raise DataFormatError(path, "timestamp", f"episode {e} frame {k} at "
                                       f"{stamps[rows][k]:.4f} s, but fps={info['fps']} in "
                                       f"{INFO_PATH} puts it at {k / rate:.4f} s (fps "
