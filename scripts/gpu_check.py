@@ -4,7 +4,10 @@
 2. no host-device sync inside sampler loops (torch.cuda.set_sync_debug_mode("error"));
 3. toy2d training: CUDA bf16 vs CPU (2 threads) it/s on the same machine, then evaluation;
 4. sampler speed, ours vs diffusers, on CUDA (batch 1 and 256);
-5. DDP through torchrun with the nccl backend (1 process).
+5. DDP through torchrun with the nccl backend (1 process);
+6. the whole DDIM-10 loop captured as a CUDA graph (batch 1): eager vs captured vs NFE x one
+   captured forward, and diffusers' DDIMScheduler loop on the same network when installed
+   (``sci_diffusion.bench.capture``; alone: ``python -m sci_diffusion.bench.capture OUT``).
 
 Usage: python scripts/gpu_check.py OUT_DIR [RUNS_DIR]
 """
@@ -175,4 +178,16 @@ rc, log, wall = run(
 )
 report["ddp_nccl"] = {"rc": rc, "wall_s": wall, "tail": log[-800:]}
 print(report["ddp_nccl"], flush=True)
+save()
+
+# 6: the captured sampling loop (CUDA graph) vs eager vs NFE x one captured forward ---------
+from sci_diffusion.bench.capture import capture_records  # noqa: E402
+from sci_diffusion.bench.capture import table as capture_table  # noqa: E402
+
+try:
+    report["capture_cuda"] = capture_records(device="cuda")
+    print(capture_table(report["capture_cuda"]), flush=True)
+except Exception as err:  # keep the other results
+    report["capture_cuda"] = f"failed: {err!r}"
+    print(report["capture_cuda"], flush=True)
 save()

@@ -7,6 +7,7 @@ steered). See docs/core.md.
 """
 
 from .analytic import CategoricalJoint, GaussianMixture
+from .capture import CapturedSampler, CaptureUnavailableError
 from .categorical import CategoricalSpace, sample_categorical
 from .ema import EMA
 from .guidance import (
@@ -80,6 +81,8 @@ __all__ = [
     "SAMPLER_OPTIONS",
     "SCHEDULES",
     "BoundDenoiser",
+    "CaptureUnavailableError",
+    "CapturedSampler",
     "CategoricalJoint",
     "CategoricalSpace",
     "CoMFreeSpace",

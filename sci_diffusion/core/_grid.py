@@ -11,13 +11,16 @@ changes no result.
 
 The shared tensors are private: copies of the caller's grid, built outside inference mode and
 without autograd (usable later with gradients enabled, e.g. by guidance). If anything writes
-into one (a network modifying its ``t`` in place), the entry is found altered at its next use
-and rebuilt.
+into the grid (a network modifying its ``t``, a view of it, in place), the entry is found
+altered at its next use and rebuilt. The derived coefficients are never handed to networks;
+a custom ``denoise_at`` receives ``(alpha, sigma)`` views and must not write into them.
 """
 
 from __future__ import annotations
 
+import math
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
@@ -46,7 +49,7 @@ class GridEntry:
         validated: whether :func:`validate_times` passed on it.
     """
 
-    __slots__ = ("_guards", "_memo", "shared", "steps", "times", "validated")
+    __slots__ = ("_memo", "_version", "shared", "steps", "times", "validated")
 
     def __init__(self, times: Tensor, shared: bool) -> None:
         self.times = times
@@ -54,26 +57,12 @@ class GridEntry:
         self.shared = shared
         self.validated = False
         self._memo: dict[Hashable, Any] = {}
-        self._guards: list[tuple[Tensor, int]] = []
-        if shared:
-            self._guard(times)
-
-    def _guard(self, value: Any) -> None:
-        """Remember the version counter of every tensor (its base) inside ``value``."""
-        if isinstance(value, Tensor):
-            base = value._base if value._base is not None else value
-            if all(base is not known for known, _ in self._guards):
-                self._guards.append((base, base._version))
-        elif isinstance(value, (tuple, list)):
-            for item in value:
-                self._guard(item)
-        elif isinstance(value, dict):
-            for item in value.values():
-                self._guard(item)
+        self._version = _version(times) if shared else None
 
     def intact(self) -> bool:
-        """No shared tensor has been written to since it was built."""
-        return all(tensor._version == version for tensor, version in self._guards)
+        """Nothing has written into the grid (or a view of it, such as the ``t`` handed to a
+        network) since the entry was built."""
+        return self._version is None or self.times._version == self._version
 
     def memo(self, key: Hashable, build: Callable[[], T]) -> T:
         """``build()`` once per ``key`` for this grid. ``key`` must name everything the value
@@ -86,11 +75,22 @@ class GridEntry:
         if self.shared:
             with torch.inference_mode(False), torch.no_grad():
                 value = build()
-            self._guard(value)
         else:
             value = build()
         self._memo[key] = value
         return value
+
+    def peek(self, key: Hashable, default: Any = None) -> Any:
+        """The value memoized under ``key``, or ``default`` (nothing is built)."""
+        return self._memo.get(key, default)
+
+
+def _version(tensor: Tensor) -> int | None:
+    """The version counter (``None`` for an inference tensor, which has none)."""
+    try:
+        return tensor._version
+    except RuntimeError:
+        return None
 
 
 def schedule_key(schedule: Schedule) -> Hashable | None:
@@ -122,25 +122,51 @@ _lock = threading.Lock()
 
 
 def _key(times: Tensor) -> Hashable | None:
-    """The grid's exact bytes (``-0.0`` and ``0.0`` differ), or ``None`` if not shareable."""
-    if (
-        times.device.type != "cpu"
-        or times.ndim != 1
-        or times.requires_grad
-        or times.numel() > MAX_POINTS
-        or not torch.is_floating_point(times)
-    ):
+    """The grid's values, or ``None`` if not shareable (not a small CPU grid of shape (N+1,),
+    or holding ``-0.0``, which compares equal to ``0.0``)."""
+    if not times.is_cpu or times.ndim != 1 or times.requires_grad or len(times) > MAX_POINTS:
         return None
-    try:
-        raw = times.numpy().tobytes()
-    except (TypeError, RuntimeError):  # bfloat16 has no numpy dtype
+    values = tuple(times.tolist())
+    if 0.0 in values and any(math.copysign(1.0, v) < 0 for v in values if v == 0.0):
         return None
-    return times.dtype, raw
+    return times.dtype, values
+
+
+_pinned: dict[int, tuple[weakref.ref[Tensor], GridEntry]] = {}
+
+
+def pin_grid(times: Tensor) -> GridEntry:
+    """Share ``times`` itself (any device) by identity: every sampler call given this very
+    tensor reuses one entry, whose values are read from it only when first built. For a
+    fixed grid that is sampled many times, e.g. by a captured loop
+    (:class:`~sci_diffusion.core.capture.CapturedSampler`: the grid's coefficients are then
+    computed before the capture, not replayed). The entry goes when ``times`` does."""
+    key = id(times)
+    found = _pinned.get(key)
+    if found is not None and found[0]() is times:
+        return found[1]
+    entry = GridEntry(times, shared=True)
+
+    def unpin(_: object, key: int = key) -> None:
+        current = _pinned.get(key)
+        if current is not None and current[1] is entry:
+            del _pinned[key]
+
+    _pinned[key] = (weakref.ref(times, unpin), entry)
+    return entry
 
 
 def grid_entry(times: Tensor, check: bool) -> GridEntry:
-    """The entry of ``times`` (shared for CPU grids of shape (N+1,)), checked with
-    :func:`validate_times` if ``check`` and not checked before."""
+    """The entry of ``times`` (shared for CPU grids of shape (N+1,) and for pinned grids,
+    :func:`pin_grid`), checked with :func:`validate_times` if ``check`` and not checked
+    before."""
+    pinned = _pinned.get(id(times))
+    if pinned is not None and pinned[0]() is times and pinned[1].intact():
+        entry = pinned[1]
+        if check and not entry.validated:
+            validate_times(entry.times)
+            entry.validated = True
+        return entry
     key = _key(times)
     if key is None:
         entry = GridEntry(times, shared=False)

@@ -28,9 +28,9 @@ from ._checks import accepts_keyword, choose
 from ._grid import grid_entry, schedule_key
 from .categorical import CategoricalSpace
 from .errors import InvalidValueError
-from .parameterization import BoundDenoiser, Denoiser, expand_like
+from .parameterization import BoundDenoiser, Denoiser, _ScheduleOnly, expand_like
 from .schedules import Schedule
-from .spaces import ProductSpace, Space, SpaceProtocol, State
+from .spaces import EuclideanSpace, ProductSpace, Space, SpaceProtocol, State
 
 Denoise = Callable[..., State]
 """``denoise(x_t, t) -> x_0`` or ``denoise(x_t, t, mask=...) -> x_0`` (see ``mask``)."""
@@ -161,6 +161,11 @@ class _Problem:
             for key, sub in self.spaces.items():
                 sub.validate(self.x[key], self.masks[key])
         self.check_inputs = check_inputs
+        # unmasked Euclidean components: projecting returns the tensor itself (skipped)
+        self._identity = {
+            k: type(s) in (Space, EuclideanSpace) and self.masks[k] is None
+            for k, s in self.spaces.items()
+        }
         self._continuous = [k for k, s in self.spaces.items() if not s.is_categorical]
         self._categorical = [k for k, s in self.spaces.items() if s.is_categorical]
         self._local: dict[tuple[str, str], Any] = {}
@@ -273,7 +278,7 @@ class _Problem:
         if not inner._fast_path:
             return None
         prediction = inner.prediction["x"]
-        network_output = inner.network_output
+        net, cond = _network_call(inner, kwargs)
         alpha, sigma = self.grid("x")
         _, _, alphas, sigmas = self._grids["x"]
         x = self.x["x"]
@@ -285,22 +290,26 @@ class _Problem:
         else:
             t_batch = list(self.steps)
         if prediction == "x0":
-            return lambda x_t, i: network_output(x_t, t_batch[i], **kwargs)
-        if prediction == "epsilon":
-            return lambda x_t, i: (
-                (x_t - sigmas[i] * network_output(x_t, t_batch[i], **kwargs)) / alphas[i]
+            convert = lambda x_t, i: net(x_t, t_batch[i], **cond)  # noqa: E731
+        elif prediction == "epsilon":
+            convert = lambda x_t, i: (  # noqa: E731
+                (x_t - sigmas[i] * net(x_t, t_batch[i], **cond)) / alphas[i]
             )
-        denominators = self.memo("v_denominator", "x", lambda: (alpha**2 + sigma**2).unbind(0))
-        return lambda x_t, i: (
-            (alphas[i] * x_t - sigmas[i] * network_output(x_t, t_batch[i], **kwargs))
-            / denominators[i]
-        )
+        else:
+            denominators = self.memo("v_denominator", "x", lambda: (alpha**2 + sigma**2).unbind(0))
+            convert = lambda x_t, i: (  # noqa: E731
+                (alphas[i] * x_t - sigmas[i] * net(x_t, t_batch[i], **cond)) / denominators[i]
+            )
+        if self._identity["x"]:
+            return convert
+        project, mask = self.spaces["x"].project, self.masks["x"]
+        return lambda x_t, i: project(convert(x_t, i), mask)
 
     def denoise(self, x: dict[str, Tensor], t: Tensor, i: int | None = None) -> dict[str, Tensor]:
         """The x0 estimate at ``t`` (``= times[i]`` when ``i`` is given: a :class:`Denoiser`
         then reuses the grid's coefficients instead of re-evaluating the schedule)."""
         if i is not None and self._fast is not None:
-            return {"x": self.spaces["x"].project(self._fast(x["x"], i), self.masks["x"])}
+            return {"x": self._fast(x["x"], i)}
         if self._denoise_at is not None and i is not None:
             out = {"x": self._denoise_at(x["x"], t, *self.at("x", i), **self._mask_kwargs)}
         else:
@@ -308,7 +317,10 @@ class _Problem:
         return {k: self.spaces[k].project(v, self.masks[k]) for k, v in out.items()}
 
     def finish_step(self, x: dict[str, Tensor], s: Tensor) -> dict[str, Tensor]:
-        x = {k: self.spaces[k].project(v, self.masks[k]) for k, v in x.items()}
+        x = {
+            k: v if self._identity[k] else self.spaces[k].project(v, self.masks[k])
+            for k, v in x.items()
+        }
         if self._constraint is not None:
             x = self.wrap(self._constraint(self.unwrap(x), s))
         return x
@@ -337,11 +349,20 @@ class _Problem:
 
     def ends_at_data(self) -> bool:
         """Whether the grid ends at sigma = 0 for every continuous component. Read once,
-        before the loop; without input checks (sync-free mode) assume it does not."""
-        if not self.check_inputs:
-            return False
+        before the loop (and kept with a shared grid); without input checks (sync-free mode)
+        assume it does not, unless a checked call on the same shared grid read it."""
+        keys = self.continuous()
         last = self.times.shape[0] - 1
-        return all(bool((self.at(k, last)[1] == 0).all()) for k in self.continuous())
+
+        def read() -> bool:
+            return all(bool((self.at(k, last)[1] == 0).all()) for k in keys)
+
+        fingerprints = tuple(self._fingerprint(k) for k in keys)
+        if None in fingerprints:
+            return read() if self.check_inputs else False
+        if self.check_inputs:
+            return self._entry.memo(("ends_at_data", fingerprints), read)
+        return bool(self._entry.peek(("ends_at_data", fingerprints), False))
 
     def require_positive_alpha(self, t0: Tensor, sampler: str) -> None:
         if not self.check_inputs:
@@ -354,6 +375,34 @@ class _Problem:
                     f"{type(self.spaces[k].schedule).__name__}; start below t=1 or use "
                     "'flow_heun' / 'ddim'"
                 )
+
+
+def _network_call(inner: Denoiser, kwargs: dict[str, Any]) -> tuple[Callable[..., Any], dict]:
+    """``(call, cond)``: ``call(x_t, t, **cond)`` is ``inner.network_output(x_t, t, **kwargs)``
+    for a batched ``t``, with what that decides on every call (mask keyword, projection)
+    decided once; usually ``call`` is the network itself. The same call, the same result."""
+    if type(inner).network_output is not Denoiser.network_output or (
+        inner.prediction.get("x") == "edm"
+    ):
+        return inner.network_output, kwargs
+    mask = kwargs.get("mask")
+    cond = {k: v for k, v in kwargs.items() if k != "mask"}
+    if inner.mask_keyword is not None:
+        cond[inner.mask_keyword] = mask
+    net, space = inner.net, inner.components.get("x")
+    if (
+        space is None
+        or space.is_categorical
+        or isinstance(mask, dict)
+        or (mask is None and type(space) in (Space, EuclideanSpace, _ScheduleOnly))
+    ):  # Denoiser._project returns the output itself
+        return net, cond
+    project = space.project
+
+    def projected(x_t: Tensor, t: Tensor, **cond: Any) -> Any:
+        return project(net(x_t, t, **cond), mask)
+
+    return projected, cond
 
 
 def _eps(x: Tensor, x0: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:
@@ -370,6 +419,18 @@ Update = Callable[[_Problem, dict, dict, dict, int, Tensor, Tensor], None]
 def _single_evaluation(problem: _Problem, update: Update) -> Step:
     """The step of samplers that call the network once per step."""
     categorical = bool(problem.categorical())
+    fast = problem._fast
+    if fast is not None and problem.single and not categorical:  # the same, fewer calls
+        finish = problem.finish_step
+        plain = problem._identity["x"] and problem._constraint is None  # finish: a no-op
+
+        def single(state: dict, i: int, t: Tensor, s: Tensor) -> tuple[dict, dict]:
+            x0 = {"x": fast(state["x"], i)}
+            new: dict[str, Tensor] = {}
+            update(problem, state, x0, new, i, t, s)
+            return (new if plain else finish(new, s)), x0
+
+        return single
 
     def step(state: dict, i: int, t: Tensor, s: Tensor) -> tuple[dict, dict]:
         x0 = problem.denoise(state, t, i)
@@ -384,14 +445,15 @@ def _single_evaluation(problem: _Problem, update: Update) -> Step:
 
 def _loop(problem: _Problem, step: Step, resample: int) -> State:
     """The loop shared by every sampler, with RePaint's resampling."""
-    steps, state = problem.steps, problem.x
+    steps, state, callback = problem.steps, problem.x, problem.callback
     for i in range(len(steps) - 1):
         t, s = steps[i], steps[i + 1]
         new, x0 = step(state, i, t, s)
         for _ in range(resample):
             new, x0 = step(problem.renoise(new, s, t), i, t, s)
         state = new
-        problem.report(i, t, s, state, x0)
+        if callback is not None:
+            problem.report(i, t, s, state, x0)
     return problem.unwrap(state)
 
 

@@ -258,3 +258,27 @@ def test_karras_heun_repeated_calls_agree() -> None:
         a = sample("heun", denoise, _x(), space.schedule.time_grid(5), space=space)
         b = sample("heun", denoise, _x(), space.schedule.time_grid(5), space=space)
     assert torch.equal(a, b)
+
+
+def test_sync_free_heun_skips_the_final_correction_once_a_checked_call_read_the_grid() -> None:
+    """Without input checks nothing reads the grid's values, so Heun cannot know that the last
+    step lands on sigma = 0 and corrects it too (2N evaluations); once a checked call on the
+    same shared grid has read it, the sync-free calls know (2N - 1), with the same result."""
+    clear_grid_cache()
+    calls = [0]
+
+    def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        calls[0] += 1
+        return x * 0.2
+
+    def run(check: bool) -> tuple[int, torch.Tensor]:
+        calls[0] = 0
+        out = sample("heun", denoise, _x(), SCHEDULE.time_grid(5), space=SPACE,
+                     check_inputs=check)  # fmt: skip
+        return calls[0], out
+
+    unchecked, first = run(False)
+    checked, second = run(True)
+    again, third = run(False)
+    assert (unchecked, checked, again) == (10, 9, 9)
+    assert torch.equal(first, second) and torch.equal(second, third)
