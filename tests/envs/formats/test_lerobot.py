@@ -223,3 +223,37 @@ def test_action_dimension_of_another_env_is_refused(exported: Path, tmp_path: Pa
     assert err.value.field == "features.action.shape"
     assert "action dimension 2, but task=pusher (Pusher-v5) takes 7-D actions" in str(err.value)
     assert not dest.exists()
+
+
+def test_image_features_stored_in_parquet_are_read(
+    ours: Path, exported: Path, tmp_path: Path
+) -> None:
+    """LeRobot may store a camera as PNG bytes in the frame table (dtype ``image``)."""
+    import io
+
+    from PIL import Image
+
+    src = shutil.copytree(exported, tmp_path / "src")
+    shutil.rmtree(src / "videos")
+    demos = load_demos(ours, images=True)
+    cells = []
+    for frames, t in zip(demos.images, demos.lengths, strict=True):
+        for frame in frames["render"][:t]:
+            buffer = io.BytesIO()
+            Image.fromarray(frame).save(buffer, format="PNG")
+            cells.append({"bytes": buffer.getvalue(), "path": None})
+    table = pq.read_table(src / DATA)
+    kind = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    pq.write_table(table.append_column("observation.image", pa.array(cells, kind)), src / DATA)
+
+    def to_image(info: dict) -> None:
+        info["features"].pop("observation.images.render")
+        names = ["height", "width", "channels"]
+        info["features"]["observation.image"] = {"dtype": "image", "shape": [240, 240, 3],
+                                                 "names": names}  # fmt: skip
+
+    _info(src, to_image)
+    import_lerobot(src, tmp_path / "back")
+    back = load_demos(tmp_path / "back", images=True)
+    for i, t in enumerate(demos.lengths):
+        np.testing.assert_array_equal(back.images[i]["image"], demos.images[i]["render"][:t])
