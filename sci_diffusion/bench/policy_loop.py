@@ -16,6 +16,12 @@ of repeats:
 * ``core`` — the same chunk through :func:`~sci_diffusion.core.sample` on a precomputed grid
   (the loop without the config parsing);
 * ``network`` — the same NFE network calls alone, on the grid's times;
+* ``empty`` — ``loop`` around a network that costs nothing (returns a fixed tensor): the
+  sampler's own work, with its code warm in the processor's caches (between real network
+  calls it runs cold, so ``loop - network`` is larger on a busy machine);
+* ``hand`` — DDIM written out by hand (default settings only): the network and the same
+  tensor operations per step on coefficients computed beforehand, nothing else — the floor of
+  any loop with these results;
 * ``diffusers`` — diffusers' ``DDIMScheduler`` loop driving the same network (when installed).
 
 ``overhead = loop / network - 1``. Wall time (``perf_counter``) and the calling thread's CPU
@@ -184,7 +190,52 @@ def _case(
         for t in net_times:
             net(x, t, obs)
 
-    return {"loop": loop, "core": core, "network": network}
+    constant = net(x, net_times[0], obs)
+    no_op = Denoiser(lambda x, t, obs: constant, denoiser.components["x"],
+                     prediction=denoiser.prediction["x"])  # fmt: skip
+
+    def empty() -> Tensor:  # the policy's loop around a network that costs nothing
+        return run_sampler(no_op.bind(obs=obs), space, x, sampler_cfg, generator)
+
+    fns = {"loop": loop, "core": core, "network": network, "empty": empty}
+    hand = _hand_written(net, obs, x, grid, nfe, name, options, denoiser)
+    if hand is not None:
+        fns["hand"] = hand
+    return fns
+
+
+def _hand_written(
+    net: nn.Module, obs: Tensor, x: Tensor, grid: Tensor, nfe: int, name: str,
+    options: dict[str, Any], denoiser: Denoiser,
+) -> Callable[[], Tensor] | None:  # fmt: skip
+    """DDIM (eta 0) written out by hand: per step the network, the prediction's conversion
+    to x0 and ``addcmul(c1 x, c2, x0)`` on coefficients computed beforehand — the tensor work
+    any sampler with these results does, without its bookkeeping. ``None`` for other
+    samplers and predictions."""
+    prediction = denoiser.prediction["x"]
+    if name != "ddim" or options.get("eta", 0.0) != 0 or prediction not in ("epsilon", "x0", "v"):
+        return None
+    alpha, sigma = denoiser.schedule.alpha_sigma(grid)
+    alpha, sigma = alpha.reshape(-1, *[1] * x.ndim), sigma.reshape(-1, *[1] * x.ndim)
+    c1 = sigma[1:] / sigma[:-1]
+    c2 = alpha[1:] - c1 * alpha[:-1]
+    a, s, d = alpha.unbind(0), sigma.unbind(0), (alpha**2 + sigma**2).unbind(0)
+    c1s, c2s, ts = c1.unbind(0), c2.unbind(0), [t.expand(x.shape[0]) for t in grid]
+
+    def hand() -> Tensor:
+        y = x
+        for i in range(nfe):
+            out = net(y, ts[i], obs)
+            if prediction == "v":
+                x0 = (a[i] * y - s[i] * out) / d[i]
+            elif prediction == "epsilon":
+                x0 = (y - s[i] * out) / a[i]
+            else:
+                x0 = out
+            y = torch.addcmul(c1s[i] * y, c2s[i], x0)
+        return y
+
+    return hand
 
 
 def loop_records(
@@ -199,9 +250,10 @@ def loop_records(
 
     Each record: ``task``, ``model``, ``params``, the task's ``sampler``, ``steps``, ``nfe``,
     ``eta`` (when the sampler has it), ``t_start``, ``schedule``, ``prediction``; median wall
-    times ``loop_ms``, ``core_ms``, ``network_ms``, ``diffusers_ms`` (``None`` without
-    diffusers) and the thread-CPU medians ``*_cpu_ms``; ``overhead = loop / network - 1``,
-    ``core_overhead`` and ``overhead_cpu`` alike, ``ratio_diffusers = loop / diffusers``.
+    times ``loop_ms``, ``core_ms``, ``network_ms``, ``empty_loop_ms``, ``diffusers_ms``
+    (``None`` without diffusers) and the thread-CPU medians ``*_cpu_ms``;
+    ``overhead = loop / network - 1``, ``core_overhead``, ``overhead_cpu`` and
+    ``hand_overhead_cpu`` alike, ``ratio_diffusers = loop / diffusers``.
     """
     from ..policy.backbones import build_backbone
 
@@ -240,6 +292,10 @@ def loop_records(
                 "schedule": settings["schedule"], "prediction": settings["prediction"],
                 "horizon": h, "action_dim": da, "n_obs_steps": to, "obs_dim": do,
                 "loop_ms": ms["loop"], "core_ms": ms["core"], "network_ms": ms["network"],
+                "empty_loop_ms": ms["empty"], "empty_loop_cpu_ms": cpu_ms["empty"],
+                "hand_ms": ms.get("hand"), "hand_cpu_ms": cpu_ms.get("hand"),
+                "hand_overhead_cpu": (cpu_ms["hand"] / cpu_ms["network"] - 1.0
+                                      if "hand" in cpu_ms else None),
                 "diffusers_ms": ms.get("diffusers"),
                 "loop_cpu_ms": cpu_ms["loop"], "core_cpu_ms": cpu_ms["core"],
                 "network_cpu_ms": cpu_ms["network"], "diffusers_cpu_ms": cpu_ms.get("diffusers"),
@@ -255,8 +311,9 @@ def loop_table(records: Sequence[dict[str, Any]]) -> str:
     """A Markdown table of :func:`loop_records`."""
     lines = [
         "| task (H, To, Da, Do) | network | parameters | sampler | network ms | loop ms "
-        "| overhead | overhead (CPU time) | core overhead | diffusers ms | loop/diffusers |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| overhead | overhead (CPU time) | core overhead | no-op network loop ms "
+        "| diffusers ms | loop/diffusers |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in records:
         diffusers = "-" if r["diffusers_ms"] is None else f"{r['diffusers_ms']:.3f}"
@@ -266,6 +323,7 @@ def loop_table(records: Sequence[dict[str, Any]]) -> str:
             f"{r['obs_dim']}) | {r['model']} | {r['params'] / 1e6:.2f}M "
             f"| {r['sampler']} {r['steps']} | {r['network_ms']:.3f} | {r['loop_ms']:.3f} "
             f"| {100 * r['overhead']:+.1f}% | {100 * r['overhead_cpu']:+.1f}% "
-            f"| {100 * r['core_overhead']:+.1f}% | {diffusers} | {ratio} |"
+            f"| {100 * r['core_overhead']:+.1f}% | {r['empty_loop_ms']:.3f} | {diffusers} "
+            f"| {ratio} |"
         )
     return "\n".join(lines)

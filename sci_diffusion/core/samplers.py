@@ -162,12 +162,17 @@ class _Problem:
                 sub.validate(self.x[key], self.masks[key])
         self.check_inputs = check_inputs
         # unmasked Euclidean components: projecting returns the tensor itself (skipped)
-        self._identity = {
-            k: type(s) in (Space, EuclideanSpace) and self.masks[k] is None
-            for k, s in self.spaces.items()
-        }
-        self._continuous = [k for k, s in self.spaces.items() if not s.is_categorical]
-        self._categorical = [k for k, s in self.spaces.items() if s.is_categorical]
+        if self.single:  # the same as below, without building comprehensions every call
+            self._identity = {"x": type(space) in (Space, EuclideanSpace) and mask is None}
+            categorical = space.is_categorical
+            self._continuous, self._categorical = ([], ["x"]) if categorical else (["x"], [])
+        else:
+            self._identity = {
+                k: type(s) in (Space, EuclideanSpace) and self.masks[k] is None
+                for k, s in self.spaces.items()
+            }
+            self._continuous = [k for k, s in self.spaces.items() if not s.is_categorical]
+            self._categorical = [k for k, s in self.spaces.items() if s.is_categorical]
         self._local: dict[tuple[str, str], Any] = {}
         self._fingerprints: dict[str, tuple | None] = {}
         self._grids: dict[str, _Grid] = {}
@@ -296,10 +301,12 @@ class _Problem:
                 (x_t - sigmas[i] * net(x_t, t_batch[i], **cond)) / alphas[i]
             )
         else:
-            denominators = self.memo("v_denominator", "x", lambda: (alpha**2 + sigma**2).unbind(0))
-            convert = lambda x_t, i: (  # noqa: E731
-                (alphas[i] * x_t - sigmas[i] * net(x_t, t_batch[i], **cond)) / denominators[i]
-            )
+            denominators = self.memo("v_denominator", "x", lambda: _denominators(alpha, sigma))
+
+            def convert(x_t: Tensor, i: int) -> Tensor:
+                x0 = alphas[i] * x_t - sigmas[i] * net(x_t, t_batch[i], **cond)
+                return x0 if denominators[i] is None else x0 / denominators[i]
+
         if self._identity["x"]:
             return convert
         project, mask = self.spaces["x"].project, self.masks["x"]
@@ -403,6 +410,18 @@ def _network_call(inner: Denoiser, kwargs: dict[str, Any]) -> tuple[Callable[...
         return project(net(x_t, t, **cond), mask)
 
     return projected, cond
+
+
+def _denominators(alpha: Tensor, sigma: Tensor) -> list[Tensor | None]:
+    """``alpha^2 + sigma^2`` per step of the grid (v-prediction's x0 divides by it); ``None``
+    where it is exactly 1 on a CPU grid (dividing by 1 returns the dividend bit for bit, so
+    the division is skipped; a device grid's values are not read: that would synchronise)."""
+    denominators = alpha**2 + sigma**2
+    per_step: list[Tensor | None] = list(denominators.unbind(0))
+    if denominators.device.type == "cpu":
+        ones = (denominators == 1).reshape(denominators.shape[0], -1).all(1).tolist()
+        per_step = [None if one else d for one, d in zip(ones, per_step, strict=True)]
+    return per_step
 
 
 def _eps(x: Tensor, x0: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:

@@ -32,7 +32,14 @@ def test_loop_records_time_the_policy_path_against_its_network_calls():
         "reacher", "mlp", "ddim", 10, 10,
     )  # fmt: skip
     assert (r["eta"], r["t_start"], r["prediction"], r["schedule"]) == (0.0, 1.0, "v", "cosine")
-    for key in ("loop_ms", "core_ms", "network_ms", "loop_cpu_ms", "network_cpu_ms"):
+    for key in (
+        "loop_ms",
+        "core_ms",
+        "network_ms",
+        "empty_loop_ms",
+        "loop_cpu_ms",
+        "network_cpu_ms",
+    ):
         assert math.isfinite(r[key]) and r[key] > 0
     assert r["overhead"] == pytest.approx(r["loop_ms"] / r["network_ms"] - 1)
     assert r["overhead_cpu"] == pytest.approx(r["loop_cpu_ms"] / r["network_cpu_ms"] - 1)
@@ -64,3 +71,26 @@ def test_loop_task_sizes_are_the_task_configs_and_environments():
 def test_bench_part_option_belongs_to_bench_policy(capsys):
     assert main(["bench", "sampler", "part=loop"]) == 2
     assert "part applies to bench policy only" in capsys.readouterr().err
+
+
+def test_the_hand_written_floor_computes_what_the_policy_loop_computes():
+    """``hand`` is the same arithmetic without the sampler's bookkeeping: bitwise the same
+    chunk as the policy path (``loop``) and the core call (``core``)."""
+    import torch
+
+    from sci_diffusion.bench.policy_loop import _case, _config, task_settings
+    from sci_diffusion.core import Denoiser, EuclideanSpace, make_schedule
+    from sci_diffusion.core.sampler_config import SamplerSettings
+    from sci_diffusion.policy.backbones import build_backbone
+
+    s = task_settings("reacher")
+    space = EuclideanSpace(make_schedule(s["schedule"]))
+    net = build_backbone(_config("model", "mlp"), action_dim=2, obs_dim=10, n_obs_steps=1,
+                         horizon=4).eval()  # fmt: skip
+    obs, x = torch.randn(1, 1, 10), torch.randn(1, 4, 2)
+    denoiser = Denoiser(net, space, prediction=s["prediction"])
+    fns = _case(denoiser, net, space, x, obs, space.schedule.time_grid(10), 10,
+                SamplerSettings.from_config(s["sampler"]), torch.Generator())  # fmt: skip
+    with torch.inference_mode():
+        hand, loop, core = fns["hand"](), fns["loop"](), fns["core"]()
+    assert torch.equal(hand, loop) and torch.equal(hand, core)
