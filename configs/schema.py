@@ -125,6 +125,9 @@ SAMPLER_NAMES = ("ddpm", "ddim", "dpm_solver_pp_2m", "euler", "heun", "flow_eule
                  "flow_heun", "euler_maruyama", "categorical")  # fmt: skip
 """``sci_diffusion.core.samplers.SAMPLERS`` (a test keeps them equal)."""
 
+TIME_SPACINGS = ("linear", "quadratic", "cubic")
+"""``sci_diffusion.core.time_spacing.TIME_SPACINGS``."""
+
 
 @dataclass
 class SamplerConfig(Schema):
@@ -137,6 +140,18 @@ class SamplerConfig(Schema):
     options: dict[str, Any] = field(
         default_factory=dict, metadata=doc("sampler-specific options (ddim: eta; heun: churn)")
     )
+    time_spacing: str = opt("linear", "where the steps fall: linear, or denser near t = 0 "
+                            "(quadratic, cubic)", choices=TIME_SPACINGS)  # fmt: skip
+    polish_steps: int = opt(0, "extra denoiser evaluations after sampling at low noise, "
+                            "continuous parts only (0: off)", min=0)  # fmt: skip
+    polish_t: float = opt(0.05, "polishing starts at this time", gt=0.0, lt=1.0)
+    polish_t_min: float = opt(0.005, "polishing ends at this time (geometric ladder)",
+                              gt=0.0, lt=1.0)  # fmt: skip
+
+    def validate(self) -> None:
+        if self.polish_t_min > self.polish_t:
+            raise SchemaError("polish_t_min", f"must be <= polish_t={self.polish_t}, "
+                                              f"got {self.polish_t_min}")  # fmt: skip
 
 
 @dataclass

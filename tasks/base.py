@@ -76,12 +76,23 @@ class Task(ABC):
         """Names an evaluation: model-card entry ``"ddim, 10 steps"`` (folder ``ddim_10``);
         a start time other than 1 is part of it (``"heun, 10 steps, t_start 0.9"``, folder
         ``heun_10_t0.9``), so the two evaluations of one checkpoint never share a folder.
-        Sampler options are not (each sampler config sets its own defaults, e.g. DDIM's eta)."""
+        Sampler options are not (each sampler config sets its own defaults, e.g. DDIM's eta).
+        A time spacing other than linear and polishing are (``"ddpm, 100 steps, cubic,
+        polish 40"``, folder ``ddpm_100_cubic_polish_40``)."""
+        from sci_diffusion.core.polish import polish_settings
         from sci_diffusion.core.sampler_config import sampler_settings, start_time
+        from sci_diffusion.core.time_spacing import time_spacing
 
         name, steps, _ = sampler_settings(self.cfg.sampler)
         t_start = start_time(self.cfg.sampler)
-        return f"{name}, {steps} steps" + (f", t_start {t_start:g}" if t_start != 1.0 else "")
+        label = f"{name}, {steps} steps" + (f", t_start {t_start:g}" if t_start != 1.0 else "")
+        spacing = time_spacing(self.cfg.sampler)
+        polish = polish_settings(self.cfg.sampler)
+        if spacing != "linear":
+            label += f", {spacing}"
+        if polish:
+            label += f", polish {len(polish)}"
+        return label
 
     def card_sections(self) -> dict[str, dict[str, Any]]:
         """Extra model-card sections this task documents (section name -> fields)."""

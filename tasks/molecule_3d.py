@@ -17,6 +17,14 @@ coordinates as its conformer (never re-embedded); it reports the graph metrics o
 ``qm9_graph``, EDM's atom and molecule stability with hydrogens, the 3D plausibility pass
 rate and, with hydrogens, the same metrics for bonds inferred from the coordinates alone
 (RDKit ``rdDetermineBonds`` and EDM's distance table, :mod:`sci_diffusion.chem.reconstruct`).
+
+Evaluation options (``task.eval.*``): ``gate`` (gate settings, e.g. ``geometry_profile:
+strict``); ``refine`` (relax every candidate's copy with MMFF94, UFF where MMFF94 has no
+parameters: ``candidates_refined.sdf`` / ``.csv`` beside the raw candidates, metrics under
+``"refinement"``; the candidates stay the model's raw structures); ``sdf_hydrogens``
+(``candidates.sdf`` with hydrogens added). Every evaluation also reports ``"geometry"``: how
+many candidates have a bond or angle outside QM9's DFT range (:mod:`sci_diffusion.chem.
+geometry_bounds`) or a C-C bond outside 1.2-1.6 Å, beside QM9's own test-split shares.
 """
 
 from __future__ import annotations
@@ -59,6 +67,10 @@ class Molecule3DTask(MoleculeGraphTask):
         d = cfg.task.diffusion
         self.position_schedule = make_schedule(d.position_schedule)
         self.with_bonds = bool(cfg.task.get("bonds", True))
+        evaluation = cfg.task.get("eval") or {}
+        self.refine = _flag(evaluation, "refine")
+        self.sdf_hydrogens = _flag(evaluation, "sdf_hydrogens")
+        self.gate_config()  # a bad gate setting fails now, before any sampling
 
     # -- data ----------------------------------------------------------------------------
     def data(self) -> Any:
@@ -149,7 +161,22 @@ class Molecule3DTask(MoleculeGraphTask):
         extra = {"bonds_from": "generated" if self.with_bonds else "edm_distances"}
         if self.data().vocab.explicit_hydrogens:
             extra["from_coordinates"] = self.coordinate_reconstructions(samples)
-        return self.screen(mols, inputs, out_dir, extra)
+        return self.screen(mols, inputs, out_dir, extra, sdf_hydrogens=self.sdf_hydrogens)
+
+    def after_gate(
+        self, records: list[Any], mols: list[Any]
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """The candidates' geometry against QM9's ranges and, with ``task.eval.refine``, the
+        force-field refinement of a copy of each (files ``candidates_refined.sdf`` / ``.csv``)."""
+        from sci_diffusion.chem.geometry_bounds import candidate_geometry
+
+        candidates = [r for r in records if r.passed]
+        structures = [r.mol() for r in candidates]
+        metrics: dict[str, Any] = {"geometry": candidate_geometry(structures)}
+        files: dict[str, str] = {}
+        if self.refine:
+            metrics["refinement"], files = _refinement(candidates, structures)
+        return metrics, files
 
     def coordinate_reconstructions(self, samples: dict[str, Tensor]) -> dict[str, Any]:
         """Metrics of the same samples with bonds inferred from coordinates and atom types
@@ -175,3 +202,69 @@ class Molecule3DTask(MoleculeGraphTask):
             name: molecule_metrics(mols, training, True, training_is_canonical=True)
             for name, mols in (("rdkit_determine_bonds", rdkit_mols), ("edm_distances", edm_mols))
         }
+
+
+def _flag(evaluation: Any, key: str) -> bool:
+    """A boolean ``task.eval.<key>`` (absent: False); anything else is a user error."""
+    from sci_diffusion.io.errors import UserInputError
+
+    value = evaluation.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise UserInputError(f"task.eval.{key} must be true or false, got {value!r}")
+    return value
+
+
+def _refinement(candidates: list[Any], structures: list[Any]) -> tuple[dict[str, Any], dict]:
+    """Refine a copy of every candidate; the summary with the refined structures' geometry
+    ("with_refinement") and the files ``candidates_refined.sdf`` / ``.csv``."""
+    import csv
+    import io
+
+    from rdkit import Chem
+
+    from sci_diffusion.chem.geometry_bounds import candidate_geometry
+    from sci_diffusion.chem.outputs import _cell
+    from sci_diffusion.chem.plausibility import (
+        PLAUSIBILITY_CHECKS,
+        PlausibilityConfig,
+        check_plausibility_many,
+    )
+    from sci_diffusion.chem.refine import (
+        REFINED_SDF,
+        REFINEMENT_FIELDS,
+        refine_many,
+        refined_sdf_text,
+        refinement_summary,
+    )
+
+    refinements = refine_many(structures, processes=None, progress=True)
+    summary = refinement_summary(refinements)
+    refined = [r.mol() for r in refinements]
+    heavy = [None if m is None else Chem.RemoveHs(m) for m in refined]
+    kept = [m for m in heavy if m is not None]
+    checks = check_plausibility_many(kept, PlausibilityConfig(profile="strict"), processes=None,
+                                     progress=True)  # fmt: skip
+    default_pass = sum(all(c[k] is True for k in PLAUSIBILITY_CHECKS) for c in checks)
+    summary["with_refinement"] = {
+        **candidate_geometry(kept),
+        "plausible_default": default_pass,
+        "plausible_strict": sum(c["plausible"] is True for c in checks),
+        "note": "the refined copies (hydrogens removed) of the raw candidates; the candidates "
+                "themselves are the model's raw structures",
+    }
+    tags = [{"index": r.index, "name": r.name, "canonical_smiles": r.canonical_smiles}
+            for r in candidates]  # fmt: skip
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(["index", "canonical_smiles", *REFINEMENT_FIELDS])
+    for tag, refinement in zip(tags, refinements, strict=True):
+        fields = refinement.to_dict()
+        writer.writerow([tag["index"], tag["canonical_smiles"],
+                         *(_cell(fields[k]) for k in REFINEMENT_FIELDS)])  # fmt: skip
+    files = {
+        REFINED_SDF: refined_sdf_text(zip(tags, refinements, strict=True)),
+        REFINED_SDF.replace(".sdf", ".csv"): table.getvalue(),
+    }
+    return summary, files

@@ -205,32 +205,65 @@ class MoleculeGraphTask(Task):
                 inputs.append(NotConstructed(str(err)))
         return mols, inputs
 
+    def gate_config(self) -> Any:
+        """The gate's settings: ``task.eval.gate`` (a mapping of
+        :class:`~sci_diffusion.chem.gate.GateConfig` settings; absent: the defaults).
+
+        Raises
+        ------
+        sci_diffusion.chem.gate.GateConfigError
+            (a user error) for an unknown setting or a bad value, naming ``task.eval.gate``.
+        """
+        from sci_diffusion.chem.gate import GateConfig, GateConfigError
+
+        settings = self.cfg.task.eval.get("gate") or {}
+        if hasattr(settings, "items"):
+            settings = {str(k): v for k, v in settings.items()}
+        try:
+            return GateConfig.from_dict(settings)
+        except GateConfigError as err:
+            raise GateConfigError(f"task.eval.gate: {err}") from None
+
+    def after_gate(
+        self, records: list[Any], mols: list[Any]
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """Extra metrics and extra output files (``{name: text}``) computed from the gate's
+        records before the outputs are written. Default: none."""
+        return {}, {}
+
     def screen(
         self,
         mols: list[Any],
         inputs: list[Any],
         out_dir: Path,
         extra_metrics: dict[str, Any] | None = None,
+        *,
+        sdf_hydrogens: bool = False,
     ) -> dict[str, Any]:
-        """Metrics, the screening gate and the output files of generated molecules."""
+        """Metrics, the screening gate (:meth:`gate_config`) and the output files of generated
+        molecules (``sdf_hydrogens``: ``candidates.sdf`` with hydrogens added)."""
         from sci_diffusion.chem.gate import run_gate
         from sci_diffusion.chem.metrics import molecule_metrics
         from sci_diffusion.chem.outputs import provenance, write_outputs
 
         start = time.perf_counter()
+        config = self.gate_config()
         training = self.training_smiles()
         explicit_h = self.data().vocab.explicit_hydrogens
         metrics = molecule_metrics(mols, training, explicit_h, training_is_canonical=True)
-        records = run_gate(inputs, training_smiles=training, processes=None, progress=True)
+        records = run_gate(inputs, config, training_smiles=training, processes=None,
+                           progress=True)  # fmt: skip
+        after, files = self.after_gate(records, mols)
         sampler = describe_sampler(self.cfg.sampler)
-        extra = {**metrics, **(extra_metrics or {}), **sampler,
+        extra = {**metrics, **(extra_metrics or {}), **after, **sampler,
                  "gate_seconds": round(time.perf_counter() - start, 2)}  # fmt: skip
         gate_metrics = write_outputs(
-            out_dir, records, extra_metrics=extra,
+            out_dir, records, config=config, extra_metrics=extra,
             provenance_fields=provenance(
                 model_fingerprint=self.model_fingerprint or "unknown (no checkpoint loaded)",
                 sampler=sampler["sampler"],
                 steps=sampler["steps"], seed=int(self.cfg.task.eval.seed),
             ),
+            sdf_hydrogens=sdf_hydrogens, extra_files=files,
         )  # fmt: skip
         return {**gate_metrics, **extra}

@@ -17,6 +17,8 @@ Checks, in order (:data:`GATES`):
    angles within distance-geometry bounds, no internal clash, flat aromatic rings and C=C, UFF
    energy ratio against ETKDG conformers). A molecule without 3D coordinates is ``skipped``
    here (:attr:`GateConfig.geometry_3d` ``"auto"``, the default) or fails (``"require"``).
+   :attr:`GateConfig.geometry_profile` ``"strict"`` adds QM9's bond-length and bond-angle
+   ranges (:mod:`sci_diffusion.chem.geometry_bounds`) to these checks.
 7. ``alerts`` — RDKit ``FilterCatalog`` PAINS (A, B and C) and Brenk; each catalog rejects,
    only records, or is off (:attr:`GateConfig.pains`, :attr:`GateConfig.brenk`).
 8. ``properties`` — :mod:`sci_diffusion.chem.properties` with the configured thresholds.
@@ -56,6 +58,7 @@ from rdkit.Chem import FilterCatalog
 from sci_diffusion.io.errors import UserInputError
 
 from ._deprecated import moved_names
+from .geometry_bounds import GEOMETRY_PROFILES, STRICT_CHECKS
 from .parallel import frozen_heap, map_chunks, resolve_processes
 from .plausibility import PLAUSIBILITY_CHECKS, PlausibilityConfig, check_plausibility
 from .properties import PROPERTY_NAMES, compute_properties, sascorer, without_hydrogens
@@ -175,6 +178,13 @@ class GateConfig:
     geometry_3d_options
         Thresholds of :class:`~sci_diffusion.chem.plausibility.PlausibilityConfig` to change
         (default none: PoseBusters' ``mol`` values, 10 ETKDG conformers for the energy).
+    geometry_profile
+        ``"default"``: the 3D checks are PoseBusters' (bond lengths and angles within 0.75 x
+        to 1.25 x RDKit's distance-geometry bounds, ...); ``"strict"``: also every bond length
+        and bond angle within the 0.1-99.9th percentiles QM9's DFT geometries show for its
+        kind (:mod:`sci_diffusion.chem.geometry_bounds`). The default stays PoseBusters' so
+        that earlier figures and screenings of other chemistry keep their meaning; choose
+        ``strict`` for QM9-like molecules whose coordinates you want to use as they are.
     """
 
     # Each field's metadata: its validator kind (`_validated`; "?" allows None) and the one
@@ -262,6 +272,12 @@ class GateConfig:
     geometry_3d_options: tuple[tuple[str, Any], ...] = field(
         default=(),
         metadata=_setting("plausibility", "PlausibilityConfig thresholds to change (a mapping)"),
+    )
+    geometry_profile: str = field(
+        default="default",
+        metadata=_setting(
+            "profile", "3D checks: default (PoseBusters) or strict (+ QM9's bond/angle ranges)"
+        ),
     )
 
     def __post_init__(self) -> None:
@@ -398,8 +414,17 @@ def _validated(name: str, kind: str, value: Any) -> Any:
         if value not in GEOMETRY_MODES:
             raise _bad(name, " or ".join(map(repr, GEOMETRY_MODES)), value)
         return value
+    if kind == "profile":
+        if value not in GEOMETRY_PROFILES:
+            raise _bad(name, " or ".join(map(repr, GEOMETRY_PROFILES)), value)
+        return value
     if kind == "plausibility":
         items = dict(value) if isinstance(value, (Mapping, tuple, list)) else value
+        if isinstance(items, Mapping) and "profile" in items:
+            raise GateConfigError(
+                f"gate config: {name} cannot set the profile; use geometry_profile "
+                f"({' or '.join(GEOMETRY_PROFILES)})"
+            )
         try:
             PlausibilityConfig.from_dict(items)
         except ValueError as err:
@@ -566,7 +591,9 @@ class _Checker:
         self.brenk = alert_catalog("BRENK") if config.brenk != "off" else None
         self.deny_patterns = [(s, Chem.MolFromSmarts(s)) for s in config.deny_smarts]
         self.deny_compounds = frozenset(config.deny_compounds)
-        self.plausibility = PlausibilityConfig.from_dict(dict(config.geometry_3d_options))
+        self.plausibility = PlausibilityConfig.from_dict(
+            {**dict(config.geometry_3d_options), "profile": config.geometry_profile}
+        )
         sascorer()  # load the SA fragment table now (shared by forked workers)
 
     def check(self, kind: str, payload: Any) -> _Pending:
@@ -631,7 +658,7 @@ class _Checker:
         values = {k: v for k, v in result.items() if v is not None and k != "plausible"}
         if result["plausible"]:
             return PASS, "", values
-        failed = [c for c in PLAUSIBILITY_CHECKS if result.get(c) is False]
+        failed = [c for c in (*PLAUSIBILITY_CHECKS, *STRICT_CHECKS) if result.get(c) is False]
         reason = ", ".join(failed) or "could not be checked"
         if result.get("error"):
             reason += f" ({result['error']})"

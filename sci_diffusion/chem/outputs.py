@@ -18,6 +18,12 @@ not assayed), ``novel``, the properties, for every check ``gate_<check>`` (pass 
 skipped), ``gate_<check>_reason`` and ``gate_<check>_values`` (compact JSON), then the
 provenance fields (model fingerprint, sampler, steps, seed, date, package and RDKit versions).
 
+A candidate with a 3D conformer is written with its stereochemistry assigned from the
+coordinates (``Chem.AssignStereochemistryFrom3D``: atom parities and wedges in the mol block);
+with ``sdf_hydrogens=True`` its missing hydrogens are added with coordinates
+(``Chem.AddHs(addCoords=True)``, placed by RDKit's geometry rules, not optimized). The model's
+heavy-atom coordinates are written unchanged either way.
+
 All six files are first written to hidden temp files in the directory and only then moved into
 place (:func:`sci_diffusion.io.files.publish`, with the package's one file mode), so a failure
 while writing leaves no new file behind and a reader never sees a half-written one.
@@ -210,15 +216,33 @@ def sdf_tags(values: Mapping[str, str]) -> str:
     return "".join(f">  <{tag}>\n{value}\n\n" for tag, value in values.items())
 
 
+def written_molecule(mol: Chem.Mol, *, hydrogens: bool = False) -> Chem.Mol:
+    """A copy of a candidate as ``candidates.sdf`` holds it: 2D coordinates computed for a
+    molecule without conformers; for a 3D one, stereochemistry assigned from its coordinates
+    and, with ``hydrogens``, the missing hydrogens added with coordinates (the given atoms
+    keep theirs)."""
+    mol = Chem.Mol(mol)
+    if mol.GetNumConformers() == 0:
+        rdDepictor.Compute2DCoords(mol)
+        return Chem.AddHs(mol, addCoords=True) if hydrogens else mol
+    if mol.GetConformer().Is3D():
+        Chem.AssignStereochemistryFrom3D(mol, replaceExistingTags=True)
+    if hydrogens:
+        mol = Chem.AddHs(mol, addCoords=True)
+    return mol
+
+
 def sdf_block(
     record: MoleculeRecord,
     prov: Mapping[str, Any],
     *,
     split_at: Sequence[str] = (),
     cells: Cells | None = None,
+    hydrogens: bool = False,
 ) -> str | tuple[str, str]:
-    """One ``candidates.sdf`` record: the mol block (2D coordinates computed for a molecule
-    without conformers), one SD tag per column and provenance field, ``$$$$``.
+    """One ``candidates.sdf`` record: the mol block (:func:`written_molecule`: 2D coordinates
+    computed for a molecule without conformers, stereochemistry from 3D coordinates, hydrogens
+    added when ``hydrogens``), one SD tag per column and provenance field, ``$$$$``.
 
     With ``split_at`` (consecutive columns) those tags are left out and the text is returned
     as ``(head, tail)`` around where they belong, for a caller that fills them in later.
@@ -227,8 +251,7 @@ def sdf_block(
     mol = record.mol()
     if mol is None:  # cannot happen for a passed record; never write a blank entry
         raise ValueError(f"candidate {record.index} has no molecule")
-    if mol.GetNumConformers() == 0:
-        rdDepictor.Compute2DCoords(mol)
+    mol = written_molecule(mol, hydrogens=hydrogens)
     mol.SetProp("_Name", _cell(record.name or record.canonical_smiles))
     by_column = (cells or record_cells(record, prov))[1]
     tags = {column: by_column.get(column, "") for column in (*CANDIDATE_COLUMNS, *prov)}
@@ -251,10 +274,15 @@ def _write_csv(path: Path, rows: Iterable[Sequence[str]], columns: Sequence[str]
         writer.writerows(rows)
 
 
-def _write_sdf(path: Path, candidates: Sequence[MoleculeRecord], prov: Mapping[str, Any]) -> None:
+def _write_sdf(
+    path: Path,
+    candidates: Sequence[MoleculeRecord],
+    prov: Mapping[str, Any],
+    hydrogens: bool = False,
+) -> None:
     with path.open("w", encoding="utf-8") as f:
         for record in candidates:
-            block = sdf_block(record, prov)
+            block = sdf_block(record, prov, hydrogens=hydrogens)
             assert isinstance(block, str)
             f.write(block)
 
@@ -454,6 +482,8 @@ def write_outputs(
     provenance_fields: Mapping[str, Any] | None = None,
     extra_metrics: Mapping[str, Any] | None = None,
     grid_size: int = 24,
+    sdf_hydrogens: bool = False,
+    extra_files: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Write all of :data:`OUTPUT_FILES` into ``out_dir``, all or nothing.
 
@@ -471,6 +501,11 @@ def write_outputs(
         Merged into ``metrics.json`` over the gate's own metrics (e.g. validity, uniqueness).
     grid_size
         Most candidates drawn in ``grid.svg``.
+    sdf_hydrogens
+        Write ``candidates.sdf`` with the missing hydrogens added (:func:`written_molecule`).
+    extra_files
+        More text files ``{name: text}`` (e.g. ``candidates_refined.sdf``), written in the same
+        all-or-nothing step, before ``metrics.json``.
 
     Returns
     -------
@@ -484,9 +519,16 @@ def write_outputs(
     candidates = [r for r in records if r.passed]
     rejected = [r for r in records if not r.passed]
     metrics = gate_metrics(records, config) | {"provenance": prov} | dict(extra_metrics or {})
+    extra = dict(extra_files or {})
+    clash = sorted(set(extra) & set(OUTPUT_FILES))
+    if clash or any(Path(name).name != name for name in extra):
+        raise ValueError(f"extra_files must be plain new file names, got {sorted(extra)}")
+    names = (*(n for n in OUTPUT_FILES if n != METRICS_JSON), *extra, METRICS_JSON)
     with contextlib.ExitStack() as stack:
-        tmp = {name: stack.enter_context(temp_path(out, name)) for name in OUTPUT_FILES}
-        _write_sdf(tmp[CANDIDATES_SDF], candidates, prov)
+        tmp = {name: stack.enter_context(temp_path(out, name)) for name in names}
+        _write_sdf(tmp[CANDIDATES_SDF], candidates, prov, sdf_hydrogens)
+        for name, text in extra.items():
+            tmp[name].write_text(text, encoding="utf-8")
         rows = (candidate_row(r, prov) for r in candidates)
         _write_csv(tmp[CANDIDATES_CSV], rows, (*CANDIDATE_COLUMNS, *prov))
         _write_csv(tmp[REJECTED_CSV], (rejected_row(r) for r in rejected), REJECTED_COLUMNS)
@@ -495,6 +537,6 @@ def write_outputs(
         tmp[REPORT_MD].write_text(report_markdown(records, metrics, prov))
         text = json.dumps(metrics, indent=2, sort_keys=True, default=str, allow_nan=True)
         tmp[METRICS_JSON].write_text(text + "\n")
-        for name in OUTPUT_FILES:  # metrics.json last: its presence means the set is complete
+        for name in names:  # metrics.json last: its presence means the set is complete
             publish(tmp[name], out / name)
     return metrics

@@ -28,6 +28,12 @@ check (True = passes)                  passes when
                                        minimized) <= 100 (``threshold_energy_ratio``)
 =====================================  ======================================================
 
+With ``profile="strict"`` (:class:`PlausibilityConfig`; the gate's ``geometry_profile``) two
+more checks run, ``strict_bond_lengths`` and ``strict_bond_angles``: every bond length and bond
+angle within the range QM9's own DFT geometries show for its kind of bond or angle
+(:mod:`.geometry_bounds`), and ``plausible`` needs them too. The default profile leaves the
+result exactly as above.
+
 The DG bounds come from :func:`rdkit.Chem.rdDistGeom.GetMoleculeBoundsMatrix` with
 PoseBusters' parameters (``set15bounds``, ``scaleVDW``, triangle smoothing, no macrocycle 1-4
 configuration); bounds of bonds to terminal O/N of conjugated groups (carboxylates, nitro
@@ -117,6 +123,7 @@ import numpy as np
 from rdkit import Chem, rdBase
 from rdkit.Chem import rdDistGeom, rdForceFieldHelpers
 
+from .geometry_bounds import GEOMETRY_PROFILES, STRICT_CHECKS, check_strict_geometry
 from .parallel import map_chunks
 
 __all__ = [
@@ -214,6 +221,9 @@ class PlausibilityConfig:
         ETKDG conformers in the energy reference (PoseBusters: 50); 0 skips the energy check.
     seed
         ETKDG random seed.
+    profile
+        ``"default"`` (the checks above) or ``"strict"``: also every bond length and angle
+        within QM9's DFT range (:mod:`.geometry_bounds`).
     """
 
     bond_length_tolerance: float = 0.25
@@ -226,11 +236,18 @@ class PlausibilityConfig:
     min_reference_energy: float = 1.0
     n_conformers: int = 10
     seed: int = 42
+    profile: str = "default"
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name == "ignore_hydrogens":
+            if f.name == "profile":
+                if value not in GEOMETRY_PROFILES:
+                    raise ValueError(
+                        f"plausibility config: profile must be one of "
+                        f"{', '.join(GEOMETRY_PROFILES)}, got {value!r}"
+                    )
+            elif f.name == "ignore_hydrogens":
                 if not isinstance(value, bool):
                     raise ValueError(
                         f"plausibility config: ignore_hydrogens must be a bool, got {value!r}"
@@ -529,7 +546,10 @@ def check_plausibility(
         max d/ub, ``bond_angle_extreme_ratio`` = max(2 - min d/lb, max d/ub) over 1-3
         distances, ``nonbonded_min_ratio`` = min d/lb over other pairs; deviations in Å;
         energies in kcal/mol), ``plausible`` (every check True; the energy check is left out
-        when ``n_conformers`` is 0) and ``error`` (None, or why some check is None).
+        when ``n_conformers`` is 0) and ``error`` (None, or why some check is None). With
+        ``profile="strict"`` also the keys of
+        :func:`~sci_diffusion.chem.geometry_bounds.check_strict_geometry` (its two checks count
+        towards ``plausible``).
 
     Notes
     -----
@@ -568,6 +588,10 @@ def check_plausibility(
         except Exception as err:  # e.g. triangle smoothing failure of the DG bounds
             errors.append(f"distance geometry: {_message(err)}")
         result.update(_flatness(work, positions, config))
+        if config.profile == "strict":
+            result.update(check_strict_geometry(
+                work, positions, ignore_hydrogens=config.ignore_hydrogens
+            ))  # fmt: skip
         if config.n_conformers > 0:
             try:
                 values, reason = _energy(work, config)
@@ -577,6 +601,8 @@ def check_plausibility(
             if reason:
                 errors.append(reason)
     checks = [c for c in PLAUSIBILITY_CHECKS if c != "energy_ratio" or config.n_conformers > 0]
+    if config.profile == "strict":
+        checks += STRICT_CHECKS
     result["plausible"] = all(result[c] is True for c in checks)
     result["error"] = "; ".join(errors) or None
     return result

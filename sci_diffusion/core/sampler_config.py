@@ -16,7 +16,9 @@ import torch
 from torch import Tensor
 
 from .errors import InvalidValueError
+from .polish import polish, polish_settings
 from .samplers import function_evaluations, get_sampler
+from .time_spacing import spaced_time_grid, time_spacing
 
 __all__ = [
     "SamplerSettings",
@@ -116,11 +118,13 @@ def run_sampler(
     name, steps, options = sampler_settings(sampler_cfg)
     first = x if isinstance(x, Tensor) else next(iter(x.values()))
     schedule = next(iter(s for _, s in space.components())).schedule
-    times = schedule.time_grid(steps, t_start=start_time(sampler_cfg), device=first.device)
+    times = spaced_time_grid(schedule, steps, t_start=start_time(sampler_cfg),
+                             spacing=time_spacing(sampler_cfg), device=first.device)  # fmt: skip
     with torch.no_grad():
-        return get_sampler(name)(
+        out = get_sampler(name)(
             denoise, x, times, space=space, generator=generator, **options, **kwargs
         )
+    return polish(denoise, space, out, polish_settings(sampler_cfg), mask=kwargs.get("mask"))
 
 
 def describe_sampler(sampler_cfg: Any) -> dict[str, Any]:
@@ -131,4 +135,21 @@ def describe_sampler(sampler_cfg: Any) -> dict[str, Any]:
         "nfe": function_evaluations(name, steps),
         "t_start": start_time(sampler_cfg),
         **options,
+        **sampler_extras(sampler_cfg),
     }
+
+
+def sampler_extras(sampler_cfg: Any) -> dict[str, Any]:
+    """The settings of :mod:`.time_spacing` and :mod:`.polish` that differ from their
+    defaults (linear grid, no polishing), for the record of a run; ``{}`` for the defaults.
+    With polishing, ``nfe`` counts its evaluations too."""
+    extras: dict[str, Any] = {}
+    spacing = time_spacing(sampler_cfg)
+    if spacing != "linear":
+        extras["time_spacing"] = spacing
+    levels = polish_settings(sampler_cfg)
+    if levels:
+        name, steps, _ = sampler_settings(sampler_cfg)
+        extras.update(polish_steps=len(levels), polish_t=levels[0], polish_t_min=levels[-1],
+                      nfe=function_evaluations(name, steps) + len(levels))  # fmt: skip
+    return extras

@@ -7,6 +7,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("rdkit")
@@ -217,3 +218,52 @@ def test_output_path_that_is_a_file_is_refused(tmp_path: Path) -> None:
     path.write_text("x")
     with pytest.raises(NotADirectoryError):
         write_outputs(path, run_gate(["CCO"]))
+
+
+def chiral_from_coordinates() -> tuple[Chem.Mol, str]:
+    """(R)-lactonitrile's heavy atoms built from element symbols and coordinates alone (no
+    stereo tags: as a 3D generator's molecule is), and its stereo SMILES."""
+    from sci_diffusion.chem.reconstruct import with_conformer
+
+    reference = Chem.AddHs(Chem.MolFromSmiles("C[C@@H](O)C#N"))
+    AllChem.EmbedMolecule(reference, randomSeed=7)
+    heavy = Chem.RemoveHs(reference)
+    flat = Chem.MolFromSmiles("CC(O)C#N")  # same atom order, no stereochemistry
+    positions = heavy.GetConformer().GetPositions()
+    return with_conformer(flat, positions), Chem.MolToSmiles(heavy)
+
+
+def atom_block(block: str) -> list[str]:
+    lines = block.splitlines()
+    n_atoms = int(lines[3][:3])
+    return lines[4 : 4 + n_atoms]
+
+
+@pytest.mark.parametrize("hydrogens", [False, True])
+def test_sdf_has_stereo_from_3d_and_hydrogens_on_request(tmp_path: Path, hydrogens: bool) -> None:
+    mol, stereo_smiles = chiral_from_coordinates()
+    assert all(a.GetChiralTag() == Chem.ChiralType.CHI_UNSPECIFIED for a in mol.GetAtoms())
+    given = mol.GetConformer().GetPositions()
+    write_outputs(tmp_path, run_gate([mol]), sdf_hydrogens=hydrogens)
+    text = (tmp_path / "candidates.sdf").read_text()
+    atoms = atom_block(text)
+    assert len(atoms) == (10 if hydrogens else 5)
+    assert sum(line.split()[3] == "H" for line in atoms) == (5 if hydrogens else 0)
+    # the stereocentre's parity (column 3 of the atom line's flags) comes from the coordinates
+    assert atoms[1][39:42].strip() in ("1", "2")
+    back = next(Chem.SDMolSupplier(str(tmp_path / "candidates.sdf"), removeHs=False))
+    assert Chem.MolToSmiles(Chem.RemoveHs(back)) == stereo_smiles
+    assert Chem.FindMolChiralCenters(back) == Chem.FindMolChiralCenters(
+        Chem.MolFromSmiles(stereo_smiles))  # fmt: skip
+    # the model's heavy-atom coordinates are written as they are
+    np.testing.assert_allclose(back.GetConformer().GetPositions()[:5], given, atol=1e-4)
+
+
+def test_extra_files_are_written_with_the_rest(tmp_path: Path) -> None:
+    write_outputs(tmp_path, run_gate(["CCO"]), extra_files={"candidates_refined.sdf": "x\n"})
+    assert (tmp_path / "candidates_refined.sdf").read_text() == "x\n"
+    assert (tmp_path / "metrics.json").is_file()
+    with pytest.raises(ValueError, match="plain new file names"):
+        write_outputs(tmp_path, run_gate(["CCO"]), extra_files={"metrics.json": "{}"})
+    with pytest.raises(ValueError, match="plain new file names"):
+        write_outputs(tmp_path, run_gate(["CCO"]), extra_files={"../x.sdf": ""})
