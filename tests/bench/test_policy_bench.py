@@ -56,8 +56,11 @@ def test_loop_task_sizes_are_the_task_configs_and_environments():
         s = task_settings(task)
         assert s["horizon"] >= 1 and s["n_obs_steps"] >= 1 and s["model"] in ("mlp", "unet1d")
         assert (s["sampler"].name, s["sampler"].steps) == ("ddim", 10)
+    try:  # first the registry: importing sci_diffusion.envs picks MuJoCo's GL backend
+        from sci_diffusion.envs.registry import get_task
+    except ImportError:
+        pytest.skip("the environments' packages are not installed")
     pytest.importorskip("mujoco")
-    from sci_diffusion.envs.registry import get_task
 
     for task in ("multimodal", "reacher", "pusher"):
         env = get_task(task).make_env(0)
