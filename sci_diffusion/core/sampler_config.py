@@ -79,7 +79,6 @@ class SamplerSettings:
         raise AttributeError(f"{type(self).__name__} has no setting {key!r}")
 
 
-
 def sampler_settings(sampler_cfg: Any) -> tuple[str, int, dict[str, Any]]:
     """``(name, steps, options)`` from a ``cfg.sampler`` node (name, steps, options)."""
     if isinstance(sampler_cfg, SamplerSettings):
