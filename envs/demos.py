@@ -582,17 +582,38 @@ def import_npz_folder(src: Path, out_dir: Path, env_id: str) -> dict:
             + "; ".join(bad)
             + "; fix or remove them and re-run the import"
         )
+    meta = {"env_id": env_id, "source": f"import_npz_folder({src})",
+            "source_files": [p.name for p in files]}  # fmt: skip
+    return write_imported_dataset(Path(out_dir), episodes, meta)
+
+
+def write_imported_dataset(
+    dest: Path,
+    episodes: list[dict[str, Any]],
+    meta: dict[str, Any],
+    versions: tuple[str, ...] = (),
+) -> dict:
+    """Complete ``meta`` (counts, dims, observed action range, date, versions) and write
+    ``demos.hdf5`` + ``meta.json`` into ``dest`` all-or-nothing.
+
+    ``episodes``: dicts of ``obs`` (T or T+1, D), ``actions`` (T, A), ``rewards`` (T,) float32,
+    ``success`` (bool or None: unknown), ``seed`` (int, -1 unknown) and optionally ``images``
+    (``{camera: uint8 (rows of obs, H, W, C)}``). Episodes with unknown success are stored as
+    successes and ``expert_success_rate`` is null (as for the npz importer). ``versions``:
+    extra distributions whose versions ``meta["versions"]`` records. Returns the meta written.
+    """
     known = [e["success"] for e in episodes if e["success"] is not None]
     all_known = len(known) == len(episodes)
     for e in episodes:
-        e["success"] = True if e["success"] is None else e["success"]
+        e["success"] = True if e["success"] is None else bool(e["success"])
     acts = np.concatenate([e["actions"] for e in episodes])
     lengths = [len(e["actions"]) for e in episodes]
-    meta = {
+    seeds = [int(e["seed"]) for e in episodes]
+    full = {
         "format_version": FORMAT_VERSION,
-        "env_id": env_id,
-        "task": None,
-        "env_name": None,
+        "env_id": meta.pop("env_id"),
+        "task": meta.pop("task", None),
+        "env_name": meta.pop("env_name", None),
         "episodes": len(episodes),
         "successes": int(sum(e["success"] for e in episodes)),
         "expert_success_rate": (sum(known) / len(known)) if all_known else None,
@@ -601,14 +622,13 @@ def import_npz_folder(src: Path, out_dir: Path, env_id: str) -> dict:
         "action_low": acts.min(axis=0).astype(float).tolist(),  # observed range
         "action_high": acts.max(axis=0).astype(float).tolist(),
         "max_steps": int(max(lengths)),
-        "seed_start": None,
-        "seed_end": None,
+        "seed_start": seeds[0] if all(s >= 0 for s in seeds) else None,
+        "seed_end": seeds[-1] if all(s >= 0 for s in seeds) else None,
         "total_steps": int(sum(lengths)),
         "mean_length": float(np.mean(lengths)),
-        "source": f"import_npz_folder({src})",
-        "source_files": [p.name for p in files],
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "versions": _versions(),
+        "versions": _versions(versions),
+        **meta,
     }
-    _write_dataset(Path(out_dir), episodes, meta)
-    return meta
+    _write_dataset(Path(dest), episodes, full)
+    return full

@@ -3,16 +3,14 @@ the imported set's ``meta.json`` and its all-or-nothing write."""
 
 from __future__ import annotations
 
-import datetime as _dt
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import numpy as np
 
-from sci_diffusion.envs.demos import FORMAT_VERSION, DemoFormatError, _versions, _write_dataset
+from sci_diffusion.envs.demos import DemoFormatError, write_imported_dataset
 from sci_diffusion.io.errors import UserInputError
 
 __all__ = ["DataFormatError", "EnvDims", "env_dims", "require", "write_imported"]
@@ -84,48 +82,4 @@ def check_dims(dims: EnvDims, obs_dim: int, action_dim: int, path: Path, obs_fie
                               f"observes {dims.obs_dim}-D states", fix)  # fmt: skip
 
 
-def write_imported(
-    dest: Path,
-    episodes: list[dict[str, Any]],
-    meta: dict[str, Any],
-    versions: tuple[str, ...] = (),
-) -> dict:
-    """Complete ``meta`` (counts, dims, observed action range, date, versions) and write
-    ``demos.hdf5`` + ``meta.json`` into ``dest`` all-or-nothing.
-
-    ``episodes``: dicts of ``obs`` (T or T+1, D), ``actions`` (T, A), ``rewards`` (T,) float32,
-    ``success`` (bool or None: unknown), ``seed`` (int, -1 unknown) and optionally ``images``
-    (``{camera: uint8 (rows of obs, H, W, C)}``). Episodes with unknown success are stored as
-    successes and ``expert_success_rate`` is null (as for the npz importer). ``versions``:
-    extra distributions whose versions ``meta["versions"]`` records. Returns the meta written.
-    """
-    known = [e["success"] for e in episodes if e["success"] is not None]
-    all_known = len(known) == len(episodes)
-    for e in episodes:
-        e["success"] = True if e["success"] is None else bool(e["success"])
-    acts = np.concatenate([e["actions"] for e in episodes])
-    lengths = [len(e["actions"]) for e in episodes]
-    seeds = [int(e["seed"]) for e in episodes]
-    full = {
-        "format_version": FORMAT_VERSION,
-        "env_id": meta.pop("env_id"),
-        "task": meta.pop("task", None),
-        "env_name": meta.pop("env_name", None),
-        "episodes": len(episodes),
-        "successes": int(sum(e["success"] for e in episodes)),
-        "expert_success_rate": (sum(known) / len(known)) if all_known else None,
-        "obs_dim": int(episodes[0]["obs"].shape[1]),
-        "action_dim": int(episodes[0]["actions"].shape[1]),
-        "action_low": acts.min(axis=0).astype(float).tolist(),  # observed range
-        "action_high": acts.max(axis=0).astype(float).tolist(),
-        "max_steps": int(max(lengths)),
-        "seed_start": seeds[0] if all(s >= 0 for s in seeds) else None,
-        "seed_end": seeds[-1] if all(s >= 0 for s in seeds) else None,
-        "total_steps": int(sum(lengths)),
-        "mean_length": float(np.mean(lengths)),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "versions": _versions(versions),
-        **meta,
-    }
-    _write_dataset(Path(dest), episodes, full)
-    return full
+write_imported = write_imported_dataset  # the formats' name for it
