@@ -32,9 +32,6 @@ machine shared with other work.
 
 from __future__ import annotations
 
-import math
-import statistics
-import time
 from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
@@ -46,7 +43,7 @@ from ..configs.schema import SamplerConfig
 from ..core import Denoiser, EuclideanSpace, function_evaluations, make_schedule, sample
 from ..core.sampler_config import SamplerSettings, run_sampler, sampler_settings, start_time
 from ..io.progress import stage
-from .sampler import TRAIN_STEPS, diffusers_betas
+from .sampler import TRAIN_STEPS, _time_side_by_side, diffusers_betas
 
 LOOP_MODELS = ("unet1d", "transformer", "mlp")
 """The policy backbones timed (``sci_diffusion.policy.backbones``)."""
@@ -108,37 +105,6 @@ def task_settings(task: str) -> dict[str, Any]:
         "model": model,
         "sampler": sampler,
     }
-
-
-def _time_side_by_side(
-    fns: dict[str, Callable[[], object]], repeats: int, min_time: float
-) -> dict[str, tuple[float, float]]:
-    """Median ``(wall, thread CPU)`` seconds per call of each function.
-
-    Repeats interleave the functions (rotating the order); each repeat times ``number``
-    back-to-back calls, calibrated so that the slowest function's repeat lasts ``min_time``.
-    """
-    for fn in fns.values():  # warm-up (allocator, oneDNN kernel choice)
-        for _ in range(3):
-            fn()
-    slowest = 0.0
-    for fn in fns.values():
-        start = time.perf_counter()
-        fn()
-        slowest = max(slowest, time.perf_counter() - start)
-    number = max(1, math.ceil(min_time / max(slowest, 1e-9)))
-    wall: dict[str, list[float]] = {key: [] for key in fns}
-    cpu: dict[str, list[float]] = {key: [] for key in fns}
-    keys = list(fns)
-    for r in range(repeats):
-        for key in keys[r % len(keys) :] + keys[: r % len(keys)]:
-            fn = fns[key]
-            start, start_cpu = time.perf_counter(), time.thread_time()
-            for _ in range(number):
-                fn()
-            cpu[key].append((time.thread_time() - start_cpu) / number)
-            wall[key].append((time.perf_counter() - start) / number)
-    return {key: (statistics.median(wall[key]), statistics.median(cpu[key])) for key in fns}
 
 
 def _diffusers_loop(
@@ -283,7 +249,7 @@ def loop_records(
             if theirs is not None:
                 fns["diffusers"] = theirs
             with torch.inference_mode():
-                timing = _time_side_by_side(fns, repeats, min_time)
+                timing = _time_side_by_side(fns, repeats, min_time, warmup=3)
             ms = {k: 1e3 * v[0] for k, v in timing.items()}
             cpu_ms = {k: 1e3 * v[1] for k, v in timing.items()}
             records.append({

@@ -190,30 +190,42 @@ def diffusers_betas(schedule: Schedule, train_steps: int = TRAIN_STEPS) -> Tenso
     return (1.0 - abar / previous).clamp(0.0, 0.999)
 
 
-def _time_interleaved(
-    fns: dict[str, Callable[[], object]], repeats: int, min_time: float
-) -> dict[str, float]:
-    """Median seconds per call of each function; repeats interleave the functions (rotating the
-    order), each repeat timing ``number`` back-to-back calls, calibrated to ``min_time``."""
-    for fn in fns.values():  # warm-up
-        fn()
-        fn()
+def _time_side_by_side(
+    fns: dict[str, Callable[[], object]], repeats: int, min_time: float, warmup: int = 2
+) -> dict[str, tuple[float, float]]:
+    """Median ``(wall, thread CPU)`` seconds per call of each function.
+
+    Repeats interleave the functions (rotating the order); each repeat times ``number``
+    back-to-back calls, calibrated so that the slowest function's repeat lasts ``min_time``.
+    """
+    for fn in fns.values():  # warm-up (allocator, oneDNN kernel choice)
+        for _ in range(warmup):
+            fn()
     slowest = 0.0
     for fn in fns.values():
         start = time.perf_counter()
         fn()
         slowest = max(slowest, time.perf_counter() - start)
     number = max(1, math.ceil(min_time / max(slowest, 1e-9)))
-    samples: dict[str, list[float]] = {key: [] for key in fns}
+    wall: dict[str, list[float]] = {key: [] for key in fns}
+    cpu: dict[str, list[float]] = {key: [] for key in fns}
     keys = list(fns)
     for r in range(repeats):
         for key in keys[r % len(keys) :] + keys[: r % len(keys)]:
             fn = fns[key]
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.thread_time()
             for _ in range(number):
                 fn()
-            samples[key].append((time.perf_counter() - start) / number)
-    return {key: statistics.median(values) for key, values in samples.items()}
+            cpu[key].append((time.thread_time() - start_cpu) / number)
+            wall[key].append((time.perf_counter() - start) / number)
+    return {key: (statistics.median(wall[key]), statistics.median(cpu[key])) for key in fns}
+
+
+def _time_interleaved(
+    fns: dict[str, Callable[[], object]], repeats: int, min_time: float
+) -> dict[str, float]:
+    """Median wall seconds per call of each function (:func:`_time_side_by_side`)."""
+    return {key: wall for key, (wall, _) in _time_side_by_side(fns, repeats, min_time).items()}
 
 
 def speed_records(
