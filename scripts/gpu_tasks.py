@@ -191,6 +191,13 @@ class Budget:
         return time.monotonic() - self.start
 
 
+def _skipped_when_spent(left: float) -> dict[str, Any] | None:
+    """The record of a part that cannot start with ``left`` seconds (< MIN_PART_S), else None."""
+    if left < MIN_PART_S:
+        return {"status": "skipped", "note": f"budget spent ({left:.0f} s left)"}
+    return None
+
+
 # -- child processes ------------------------------------------------------------------------------
 
 
@@ -322,8 +329,8 @@ def train_part(
 ) -> dict[str, Any]:  # fmt: skip
     """``sci-diffusion train`` on ``where`` (device or cpu) into ``runs/name``; its rates."""
     left = ctx.budget.left(deadline)
-    if left < MIN_PART_S:
-        return {"status": "skipped", "note": f"budget spent ({left:.0f} s left)"}
+    if (skipped := _skipped_when_spent(left)) is not None:
+        return skipped
     run_dir = ctx.runs / name
     device = ctx.on(where)
     log_every = max(1, min(steps // 20, 50))  # enough time-stamped lines for a steady rate
@@ -379,8 +386,8 @@ def eval_part(
 ) -> dict[str, Any]:
     """``sci-diffusion eval`` of a run on the device; the metrics that matter here."""
     left = ctx.budget.left(deadline)
-    if left < MIN_PART_S:
-        return {"status": "skipped", "note": f"budget spent ({left:.0f} s left)"}
+    if (skipped := _skipped_when_spent(left)) is not None:
+        return skipped
     cmd = [*ctx.cli, "eval", f"run={run_dir}", f"trainer.device={ctx.device}", *extra]
     say(f"{name}: eval on {ctx.device} {' '.join(extra)} (part budget {left:.0f} s)")
     child = run_child(cmd, ctx.child_env("device"), left, ctx.runs / f"{name}.log")
@@ -418,8 +425,8 @@ def rate_part(
 ) -> dict[str, Any]:  # fmt: skip
     """Sampling throughput of a trained run on the device and the CPU (a child process)."""
     left = ctx.budget.left(deadline)
-    if left < MIN_PART_S:
-        return {"status": "skipped", "note": f"budget spent ({left:.0f} s left)"}
+    if (skipped := _skipped_when_spent(left)) is not None:
+        return skipped
     cmd = [sys.executable, str(Path(__file__).resolve()), "_rate", "--run", run_dir,
            "--device", ctx.device, "--cpu-threads", str(ctx.cpu_threads),
            "--n", ",".join(map(str, batches)), "--cpu-steps", str(ctx.sizes.rate_cpu_steps),
@@ -450,8 +457,8 @@ def data_part(
 ) -> dict[str, Any]:
     """Build a task's training data (into the data cache) in a child; how long it took."""
     left = ctx.budget.left(deadline)
-    if left < MIN_PART_S:
-        return {"status": "skipped", "note": f"budget spent ({left:.0f} s left)"}
+    if (skipped := _skipped_when_spent(left)) is not None:
+        return skipped
     cmd = [sys.executable, str(Path(__file__).resolve()), "_data", f"task={task}", *overrides]
     say(f"{name}: build {task}'s data {' '.join(overrides)} (part budget {left:.0f} s)")
     child = run_child(cmd, ctx.child_env("cpu"), left, ctx.runs / f"{name}.log")
