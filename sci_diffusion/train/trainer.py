@@ -288,7 +288,7 @@ def _write_training_card(trainer: Trainer, result: TrainResult) -> None:
     update_model_card(result.run_dir, "training", {
         "steps": result.step,
         "stop_reason": result.stop_reason,
-        "wall_time_s": round(result.wall_seconds, 1),
+        "wall_time_s": round(result.wall_seconds, 3),  # ms: a short run still has a rate
         "device": str(trainer.device),
         "processes": trainer.dist.world_size,
         "precision": "bf16 autocast"
