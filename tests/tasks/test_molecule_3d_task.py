@@ -44,6 +44,15 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         mp.undo()
 
 
+
+def _training_molecules_as_samples(task) -> dict:
+    """The task's training molecules in the layout its sampler returns (QM9's own geometries)."""
+    data = task.data()
+    return {
+        "atoms": data.atom_types.long(), "charges": data.charges.long(),
+        "bonds": data.bonds.long(), "pos": data.positions, "node_mask": data.node_mask,
+    }  # fmt: skip
+
 def test_sample_writes_3d_candidates_and_metrics(run: Path, tmp_path: Path) -> None:
     out = tmp_path / "samples"
     assert main(["sample", f"run={run}", "n=24", "steps=4", f"out={out}"]) == 0
@@ -88,11 +97,7 @@ def test_scoring_real_structures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
     cfg, _ = compose(["task=qm9_3d_h", "task.data.limit=60"])
     task = build_task(cfg)
-    data = task.data()
-    samples = {
-        "atoms": data.atom_types.long(), "charges": data.charges.long(),
-        "bonds": data.bonds.long(), "pos": data.positions, "node_mask": data.node_mask,
-    }  # fmt: skip
+    samples = _training_molecules_as_samples(task)
     metrics = task.score(samples, tmp_path / "out")
     assert metrics["validity_strict"] == 1.0 and metrics["mol_stability"] > 0.95
     assert metrics["from_coordinates"]["edm_distances"]["mol_stability"] > 0.85
@@ -101,7 +106,7 @@ def test_scoring_real_structures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert len(sdf) == metrics["n_candidates"] >= 50
     for mol in sdf:
         i = int(mol.GetProp("index"))
-        given = data.positions[i][data.node_mask[i]].numpy()
+        given = samples["pos"][i][samples["node_mask"][i]].numpy()
         np.testing.assert_allclose(mol.GetConformer().GetPositions(), given, atol=1e-4)
 
 
@@ -124,11 +129,7 @@ def test_eval_options_strict_gate_refinement_and_hydrogens(
                       "task.eval.sdf_hydrogens=true",
                       "task.eval.gate.geometry_profile=strict"])  # fmt: skip
     task = build_task(cfg)
-    data = task.data()
-    samples = {
-        "atoms": data.atom_types.long(), "charges": data.charges.long(),
-        "bonds": data.bonds.long(), "pos": data.positions, "node_mask": data.node_mask,
-    }  # fmt: skip
+    samples = _training_molecules_as_samples(task)
     out = tmp_path / "out"
     metrics = task.score(samples, out)
     assert metrics["gate_config"]["geometry_profile"] == "strict"
@@ -149,7 +150,7 @@ def test_eval_options_strict_gate_refinement_and_hydrogens(
     for mol, copy in zip(sdf, refined, strict=True):
         i = int(mol.GetProp("index"))
         assert int(copy.GetProp("index")) == i
-        given = data.positions[i][data.node_mask[i]].numpy()
+        given = samples["pos"][i][samples["node_mask"][i]].numpy()
         heavy = mol.GetNumHeavyAtoms()
         assert mol.GetNumAtoms() > heavy  # hydrogens added on request
         np.testing.assert_allclose(mol.GetConformer().GetPositions()[:heavy], given, atol=1e-4)
