@@ -7,14 +7,18 @@ steps; the environment's action and observation sizes from :data:`TASK_DIMS`), w
 weights (timing does not depend on training), it times side by side, interleaved, as medians
 of repeats:
 
-* ``loop`` — one chunk as a policy plans it: the denoiser bound to the observation history
-  and :func:`~sci_diffusion.core.sampler_config.run_sampler` with the task's default sampler
-  settings (``configs/sampler/ddim.yaml`` with the task's ``sampler.steps``: DDIM 10,
-  ``eta = 0``, ``t_start = 1``) read once into
+* ``loop`` — one chunk as a policy plans it (``policy.methods.diffusion``, from a given prior
+  draw): the task's default sampler settings (``configs/sampler/ddim.yaml`` with the task's
+  ``sampler.steps``: DDIM 10, ``eta = 0``, ``t_start = 1``) read once into
   :class:`~sci_diffusion.core.sampler_config.SamplerSettings`, as ``tasks/policy.py`` hands
-  them to the policy, from a given prior draw;
+  them to the policy, and the policy's chunk plan built from them once (the grid, and
+  deterministic DDIM prepared for the chunk's shape), called with the observation history;
+* ``config`` — the same chunk through
+  :func:`~sci_diffusion.core.sampler_config.run_sampler` on the denoiser bound to the
+  observation history, everything derived from the settings again per chunk (how the policy
+  planned before the chunk plan; bitwise the same chunk);
 * ``core`` — the same chunk through :func:`~sci_diffusion.core.sample` on a precomputed grid
-  (the loop without the config parsing);
+  (``run_sampler`` without the config parsing);
 * ``network`` — the same NFE network calls alone, on the grid's times;
 * ``empty`` — ``loop`` around a network that costs nothing (returns a fixed tensor): the
   sampler's own work, with its code warm in the processor's caches (between real network
@@ -22,6 +26,9 @@ of repeats:
 * ``hand`` — DDIM written out by hand (default settings only): the network and the same
   tensor operations per step on coefficients computed beforehand, nothing else — the floor of
   any loop with these results;
+* ``fused`` — the prepared DDIM loop with the fused step ``x_s = A x + B out`` (two tensor
+  operations per step; equal to the others up to float rounding, ~1e-6): what fusing would
+  still save (policies do not fuse);
 * ``diffusers`` — diffusers' ``DDIMScheduler`` loop driving the same network (when installed).
 
 ``overhead = loop / network - 1``. Wall time (``perf_counter``) and the calling thread's CPU
@@ -42,7 +49,9 @@ from torch import Tensor, nn
 from ..configs.schema import SamplerConfig
 from ..core import Denoiser, EuclideanSpace, function_evaluations, make_schedule, sample
 from ..core.sampler_config import SamplerSettings, run_sampler, sampler_settings, start_time
+from ..core.samplers import _prepare_ddim
 from ..io.progress import stage
+from ..policy.methods.diffusion import _ChunkPlan
 from .sampler import TRAIN_STEPS, _time_side_by_side, diffusers_betas
 
 LOOP_MODELS = ("unet1d", "transformer", "mlp")
@@ -141,11 +150,17 @@ def _case(
     denoiser: Denoiser, net: nn.Module, space: Any, x: Tensor, obs: Tensor, grid: Tensor,
     nfe: int, sampler_cfg: Any, generator: torch.Generator,
 ) -> dict[str, Callable[[], object]]:  # fmt: skip
-    """The timed functions of one (task, backbone) pair: ``loop``, ``core``, ``network``."""
+    """The timed functions of one (task, backbone) pair: ``loop``, ``config``, ``core``,
+    ``network``, ``empty`` and (DDIM, eta 0) ``hand``."""
     name, _, options = sampler_settings(sampler_cfg)
     net_times = [torch.full((1,), float(t)) for t in grid[:nfe]]
 
+    plan = _ChunkPlan(denoiser, sampler_cfg, x.device)
+
     def loop() -> Tensor:  # as a policy plans a chunk (policy.methods.diffusion)
+        return plan.sample(x, obs, generator)
+
+    def config() -> Tensor:  # the sampler run from the settings on every chunk
         return run_sampler(denoiser.bind(obs=obs), space, x, sampler_cfg, generator)
 
     def core() -> Tensor:
@@ -160,13 +175,19 @@ def _case(
     no_op = Denoiser(lambda x, t, obs: constant, denoiser.components["x"],
                      prediction=denoiser.prediction["x"])  # fmt: skip
 
-    def empty() -> Tensor:  # the policy's loop around a network that costs nothing
-        return run_sampler(no_op.bind(obs=obs), space, x, sampler_cfg, generator)
+    no_op_plan = _ChunkPlan(no_op, sampler_cfg, x.device)
 
-    fns = {"loop": loop, "core": core, "network": network, "empty": empty}
+    def empty() -> Tensor:  # the policy's loop around a network that costs nothing
+        return no_op_plan.sample(x, obs, generator)
+
+    fns = {"loop": loop, "config": config, "core": core, "network": network, "empty": empty}
     hand = _hand_written(net, obs, x, grid, nfe, name, options, denoiser)
     if hand is not None:
         fns["hand"] = hand
+    fused = _prepare_ddim(denoiser, x, grid, space=space, fuse=True) if hand is not None else None
+    if fused is not None:
+        cond = {"obs": obs}
+        fns["fused"] = lambda: fused(x, cond)
     return fns
 
 
@@ -216,10 +237,11 @@ def loop_records(
 
     Each record: ``task``, ``model``, ``params``, the task's ``sampler``, ``steps``, ``nfe``,
     ``eta`` (when the sampler has it), ``t_start``, ``schedule``, ``prediction``; median wall
-    times ``loop_ms``, ``core_ms``, ``network_ms``, ``empty_loop_ms``, ``diffusers_ms``
-    (``None`` without diffusers) and the thread-CPU medians ``*_cpu_ms``;
-    ``overhead = loop / network - 1``, ``core_overhead``, ``overhead_cpu`` and
-    ``hand_overhead_cpu`` alike, ``ratio_diffusers = loop / diffusers``.
+    times ``loop_ms``, ``config_ms``, ``core_ms``, ``network_ms``, ``empty_loop_ms``,
+    ``diffusers_ms`` (``None`` without diffusers) and the thread-CPU medians ``*_cpu_ms``;
+    ``overhead = loop / network - 1``, ``core_overhead``, ``overhead_cpu``,
+    ``config_overhead_cpu``, ``hand_overhead_cpu`` and ``fused_overhead_cpu`` alike,
+    ``ratio_diffusers = loop / diffusers``.
     """
     from ..policy.backbones import build_backbone
 
@@ -258,10 +280,15 @@ def loop_records(
                 "schedule": settings["schedule"], "prediction": settings["prediction"],
                 "horizon": h, "action_dim": da, "n_obs_steps": to, "obs_dim": do,
                 "loop_ms": ms["loop"], "core_ms": ms["core"], "network_ms": ms["network"],
+                "config_ms": ms["config"], "config_cpu_ms": cpu_ms["config"],
+                "config_overhead_cpu": cpu_ms["config"] / cpu_ms["network"] - 1.0,
                 "empty_loop_ms": ms["empty"], "empty_loop_cpu_ms": cpu_ms["empty"],
                 "hand_ms": ms.get("hand"), "hand_cpu_ms": cpu_ms.get("hand"),
                 "hand_overhead_cpu": (cpu_ms["hand"] / cpu_ms["network"] - 1.0
                                       if "hand" in cpu_ms else None),
+                "fused_cpu_ms": cpu_ms.get("fused"),
+                "fused_overhead_cpu": (cpu_ms["fused"] / cpu_ms["network"] - 1.0
+                                       if "fused" in cpu_ms else None),
                 "diffusers_ms": ms.get("diffusers"),
                 "loop_cpu_ms": cpu_ms["loop"], "core_cpu_ms": cpu_ms["core"],
                 "network_cpu_ms": cpu_ms["network"], "diffusers_cpu_ms": cpu_ms.get("diffusers"),
@@ -277,9 +304,9 @@ def loop_table(records: Sequence[dict[str, Any]]) -> str:
     """A Markdown table of :func:`loop_records`."""
     lines = [
         "| task (H, To, Da, Do) | network | parameters | sampler | network ms | loop ms "
-        "| overhead | overhead (CPU time) | core overhead | no-op network loop ms "
-        "| diffusers ms | loop/diffusers |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| overhead | overhead (CPU time) | run_sampler overhead (CPU time) | core overhead "
+        "| no-op network loop ms | diffusers ms | loop/diffusers |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in records:
         diffusers = "-" if r["diffusers_ms"] is None else f"{r['diffusers_ms']:.3f}"
@@ -289,7 +316,8 @@ def loop_table(records: Sequence[dict[str, Any]]) -> str:
             f"{r['obs_dim']}) | {r['model']} | {r['params'] / 1e6:.2f}M "
             f"| {r['sampler']} {r['steps']} | {r['network_ms']:.3f} | {r['loop_ms']:.3f} "
             f"| {100 * r['overhead']:+.1f}% | {100 * r['overhead_cpu']:+.1f}% "
-            f"| {100 * r['core_overhead']:+.1f}% | {r['empty_loop_ms']:.3f} | {diffusers} "
+            f"| {100 * r['config_overhead_cpu']:+.1f}% | {100 * r['core_overhead']:+.1f}% "
+            f"| {r['empty_loop_ms']:.3f} | {diffusers} "
             f"| {ratio} |"
         )
     return "\n".join(lines)

@@ -39,8 +39,12 @@ def test_loop_records_time_the_policy_path_against_its_network_calls():
         "empty_loop_ms",
         "loop_cpu_ms",
         "network_cpu_ms",
+        "config_cpu_ms",
+        "hand_cpu_ms",
+        "fused_cpu_ms",
     ):
         assert math.isfinite(r[key]) and r[key] > 0
+    assert r["config_overhead_cpu"] == pytest.approx(r["config_cpu_ms"] / r["network_cpu_ms"] - 1)
     assert r["overhead"] == pytest.approx(r["loop_ms"] / r["network_ms"] - 1)
     assert r["overhead_cpu"] == pytest.approx(r["loop_cpu_ms"] / r["network_cpu_ms"] - 1)
     assert "| reacher (4, 1, 2, 10) | mlp |" in loop_table(records)

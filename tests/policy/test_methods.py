@@ -99,3 +99,46 @@ def test_the_task_and_the_policy_branch_on_no_method(path: str) -> None:
             for operand in (node.left, *node.comparators):
                 constants = {c.value for c in ast.walk(operand) if isinstance(c, ast.Constant)}
                 assert not constants & names, f"{path}:{node.lineno} compares with a method name"
+
+
+@pytest.mark.parametrize(
+    ("options", "steps", "extra"),
+    [({"eta": 0.0}, 6, {}), ({"eta": 0.0}, 4, {"polish_steps": 2}), ({"eta": 0.5}, 5, {}),
+     ({}, 3, {"time_spacing": "quadratic"})],
+)  # fmt: skip
+def test_a_diffusion_policy_plans_from_its_settings_bitwise_as_run_sampler(
+    options: dict, steps: int, extra: dict
+) -> None:
+    """With settings read once (``SamplerSettings``, as tasks/policy.py builds them) a policy
+    keeps its grid and, for deterministic DDIM, the prepared loop: the chunks are bitwise
+    those of the config node, which goes through ``run_sampler`` on every chunk; replacing
+    the settings (or the denoiser) makes a new plan."""
+    from sci_diffusion.core import CosineSchedule, Denoiser, EuclideanSpace
+    from sci_diffusion.core.sampler_config import SamplerSettings
+
+    torch.manual_seed(0)
+    net = PolicyNetwork(backbone_class("mlp")(**SHAPE, width=16, depth=1), 3, 2).eval()
+    for p in net.parameters():  # the output layer starts at zero: give it something to say
+        torch.nn.init.normal_(p, std=0.3)
+    denoiser = Denoiser(net, EuclideanSpace(CosineSchedule()), prediction="v")
+    name = "ddim" if "eta" in options else "dpm_solver_pp_2m"
+    node = OmegaConf.create({"name": name, "steps": steps, "t_start": 1.0,
+                             "options": options, **extra})  # fmt: skip
+    low, high = -10 * np.ones(2, np.float32), 10 * np.ones(2, np.float32)
+    by_node = Policy(net, denoiser, "diffusion", node, 2, 8, 4, low, high)
+    settings = SamplerSettings.from_config(node)
+    planned = Policy(net, denoiser, "diffusion", settings, 2, 8, 4, low, high)
+    obs = np.random.default_rng(0).normal(size=(3, 2, 3)).astype(np.float32)
+    for seed in range(3):
+        expected = by_node.predict_chunk(obs, torch.Generator().manual_seed(seed))
+        got = planned.predict_chunk(obs, torch.Generator().manual_seed(seed))
+        np.testing.assert_array_equal(got, expected)
+        assert np.isfinite(got).all() and np.abs(got).max() > 0
+    plan = planned.__dict__["_diffusion_chunk_plan"]
+    prepared = [p for p in plan._prepared.values() if p is not None]
+    assert len(prepared) == (options == {"eta": 0.0})  # deterministic DDIM only
+    planned.predict_chunk(obs[:1], torch.Generator())  # another batch: prepared again
+    assert planned.__dict__["_diffusion_chunk_plan"] is plan
+    planned.sampler_cfg = SamplerSettings.from_config(node)
+    planned.predict_chunk(obs, torch.Generator())
+    assert planned.__dict__["_diffusion_chunk_plan"] is not plan
