@@ -111,6 +111,8 @@ class TrainerConfig(Schema):
     precision: str = opt("auto", "auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16",
                          choices=PRECISIONS)  # fmt: skip
     progress: bool = opt(True, "progress bar (a terminal) or stage lines (a redirected log)")
+    init_from: str | None = opt(None, "start from these EMA weights (a checkpoint, a run dir or "
+                                "embedded:<task>); new layers keep their init")  # fmt: skip
 
     def validate(self) -> None:
         kind = self.device.split(":")[0]
@@ -155,6 +157,14 @@ class SamplerConfig(Schema):
 
 
 @dataclass
+class GuidanceConfig(Schema):
+    """``guidance.*``: how ``sample target.<property>=<value>`` steers a conditional model."""
+
+    scale: float = opt(2.0, "classifier-free guidance weight w (0: unconditional, 1: "
+                       "conditional, > 1: stronger)", min=0.0)  # fmt: skip
+
+
+@dataclass
 class RunConfig(Schema):
     """The primary config of train, eval and sample: groups plus the top-level shortcuts."""
 
@@ -179,9 +189,20 @@ class RunConfig(Schema):
     n: int | None = opt(None, "eval/sample: number of samples", min=1)
     episodes: int | None = opt(None, "eval: evaluation episodes (policy tasks)", min=1)
     out: str | None = opt(None, "sample: output folder (eval: default run/eval/...)")
+    target: dict[str, float] = field(
+        default_factory=dict,
+        metadata=doc(
+            "sample: property targets, target.<property>=<value> (a conditional "
+            "checkpoint; docs/molecules.md lists the properties)"
+        ),
+    )
+    guidance: GuidanceConfig = field(
+        default_factory=GuidanceConfig, metadata=doc("sample: guidance towards target.*")
+    )
+    scaffold: str | None = opt(None, "sample: SMILES or SMARTS fragment every candidate keeps")
 
 
-RUN_KEYS = ("run", "resume", "steps", "n", "episodes", "out")
+RUN_KEYS = ("run", "resume", "steps", "n", "episodes", "out", "target", "guidance", "scaffold")
 """The top-level shortcut keys of :class:`RunConfig`."""
 
 

@@ -491,7 +491,7 @@ def _command_help(command: str) -> str:
     from sci_diffusion.tasks import task_names
 
     groups = "\n".join(f"  {g:<8} {', '.join(_group_options(g))}" for g in CONFIG_GROUPS)
-    top = [f for f in describe(schema.RunConfig) if f[0] in schema.RUN_KEYS]
+    top = [f for f in describe(schema.RunConfig) if f[0].split(".")[0] in schema.RUN_KEYS]
     top_rows = "\n".join(f"  {k:<28} {t:<16} {d:<10} {h}" for k, t, d, h in top)
     text = [
         *head,

@@ -75,6 +75,10 @@ def register() -> None:
 # -- train, eval, sample ---------------------------------------------------------------------
 
 
+#: Top-level mappings whose keys the user names (``target.qed=0.6``).
+OPEN_MAPPINGS = ("target.",)
+
+
 def compose(overrides: list[str]) -> Any:
     """Compose the config with ``overrides``; return it with ``hydra.run.dir`` resolved."""
     from hydra import compose as hydra_compose
@@ -87,6 +91,8 @@ def compose(overrides: list[str]) -> Any:
         if "=" not in override and not override.startswith("~"):
             raise UsageError(f"expected key=value, got {override!r}")
     register()
+    # target.<property>=<value> names a key of an open mapping: Hydra adds it with "+".
+    overrides = [f"+{o}" if o.startswith(OPEN_MAPPINGS) else o for o in overrides]
     values = [o for o in overrides if _override_key(o) not in CONFIG_GROUPS and "=" in o]
     try:
         with initialize_config_dir(_config_dir(), version_base=None):

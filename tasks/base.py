@@ -92,6 +92,10 @@ class Task(ABC):
             label += f", {spacing}"
         if polish:
             label += f", polish {len(polish)}"
+        targets = dict(self.cfg.get("target") or {})
+        if targets:
+            label += ", target " + " ".join(f"{k}={v:g}" for k, v in targets.items())
+            label += f", cfg {float(self.cfg.guidance.scale):g}"
         return label
 
     def card_sections(self) -> dict[str, dict[str, Any]]:

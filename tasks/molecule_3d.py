@@ -64,6 +64,13 @@ class Molecule3DTask(MoleculeGraphTask):
 
     def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)
+        if self.condition:
+            from sci_diffusion.chem.conditioning import ConditionError
+
+            raise ConditionError(
+                f"task.condition: property conditioning is implemented for the graph tasks "
+                f"(qm9_graph, moses_graph), not yet for {cfg.task.name}; drop task.condition"
+            )
         d = cfg.task.diffusion
         self.position_schedule = make_schedule(d.position_schedule)
         self.with_bonds = bool(cfg.task.get("bonds", True))
@@ -252,7 +259,7 @@ def _refinement(candidates: list[Any], structures: list[Any]) -> tuple[dict[str,
         "plausible_default": default_pass,
         "plausible_strict": sum(c["plausible"] is True for c in checks),
         "note": "the refined copies (hydrogens removed) of the raw candidates; the candidates "
-                "themselves are the model's raw structures",
+        "themselves are the model's raw structures",
     }
     tags = [{"index": r.index, "name": r.name, "canonical_smiles": r.canonical_smiles}
             for r in candidates]  # fmt: skip

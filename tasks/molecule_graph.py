@@ -30,6 +30,7 @@ from sci_diffusion.core.sampler_config import describe_sampler, run_sampler
 from sci_diffusion.io.progress import progress
 
 from .base import Batch, DataInfo, Task
+from .property_conditioning import PropertyConditioning, conditioning_figures
 
 NODE_KEYS = ("atoms", "charges")
 EDGE_KEY = "bonds"
@@ -52,6 +53,12 @@ class MoleculeGraphTask(Task):
         self._training_smiles: frozenset[str] | None = None
         self._space: ProductSpace | None = None
         self.schedule = make_schedule(cfg.task.diffusion.schedule)
+        self.condition = PropertyConditioning.from_config(cfg.task)
+        self.conditioning = self.condition.describe()
+        #: the targets of the sampling request ({} when unconditional), checked now so that
+        #: a bad request fails before any sampling.
+        self._targets: dict[str, float] = self.condition.requested_targets(cfg.get("target"))
+        self._baseline_smiles: list[str] | None = None
 
     # -- data ----------------------------------------------------------------------------
     @property
@@ -103,7 +110,15 @@ class MoleculeGraphTask(Task):
         from sci_diffusion.nets.graph_transformer import GraphDenoiserNet
 
         options = {k: v for k, v in self.cfg.model.items() if k != "name"}
-        return GraphDenoiserNet.from_space(self.space(), NODE_KEYS, EDGE_KEY, **options)
+        properties = len(self.condition.names)
+        return GraphDenoiserNet.from_space(
+            self.space(), NODE_KEYS, EDGE_KEY, properties=properties, **options
+        )
+
+    def prepare_network(self, net: nn.Module) -> None:
+        """A conditional network learns its property normalization from the training set."""
+        if self.condition:
+            net.set_property_stats(self.condition.training_values(self.data().source_index))
 
     def denoiser(self, net: nn.Module) -> Denoiser:
         return Denoiser(net, self.space())
@@ -142,34 +157,72 @@ class MoleculeGraphTask(Task):
     def sample_batch(self, batch_size: int, generator: torch.Generator) -> Batch:
         index = torch.randint(0, len(self.data()), (batch_size,), generator=generator)
         x0, masks = self._one_hot(index)
-        return Batch(x0, mask=masks)
+        if not self.condition:
+            return Batch(x0, mask=masks)
+        self.condition.training_values(self.data().source_index)
+        values = self.condition.batch_values(index, generator)
+        return Batch(x0, mask=masks, cond={"properties": values})
 
     # -- sampling and evaluation ----------------------------------------------------------
     def sample_masks(
-        self, n: int, generator: torch.Generator, device: torch.device
+        self,
+        n: int,
+        generator: torch.Generator,
+        device: torch.device,
+        counts: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """Node masks (n, N) for node counts drawn from the training histogram, and the pair
-        masks (n, N, N) of their real off-diagonal pairs."""
+        """Node masks (n, N) for node counts drawn from the training histogram (or the given
+        ``counts`` (n,)), and the pair masks (n, N, N) of their real off-diagonal pairs."""
         stats = self.data().stats
-        # Node counts on the CPU (multinomial), seeded from the sampling generator's stream.
-        seed = int(torch.randint(2**31, (1,), generator=generator, device=generator.device))
-        cpu = torch.Generator().manual_seed(seed)
-        counts = torch.multinomial(stats.node_counts.double(), n, replacement=True, generator=cpu)
         n_max = int(stats.max_nodes)
-        mask = (torch.arange(n_max)[None] < counts[:, None]).to(device)
+        if counts is None:
+            # Node counts on the CPU (multinomial), seeded from the sampling generator's stream.
+            seed = int(torch.randint(2**31, (1,), generator=generator, device=generator.device))
+            cpu = torch.Generator().manual_seed(seed)
+            counts = torch.multinomial(stats.node_counts.double(), n, replacement=True,
+                                       generator=cpu)  # fmt: skip
+        elif counts.shape != (n,) or int(counts.min()) < 1 or int(counts.max()) > n_max:
+            raise ValueError(f"counts must be ({n},) in [1, {n_max}], got {tuple(counts.shape)}")
+        mask = (torch.arange(n_max)[None] < counts.cpu()[:, None]).to(device)
         eye = torch.eye(n_max, dtype=torch.bool, device=device)
         return mask, mask[:, :, None] & mask[:, None, :] & ~eye[None]
 
     def generate(
         self, denoiser: Denoiser, n: int, generator: torch.Generator, device: torch.device
     ) -> dict[str, Tensor]:
-        """``n`` graphs: class indices (n, N) / (n, N, N) and node masks, CPU tensors."""
+        """``n`` graphs: class indices (n, N) / (n, N, N) and node masks, CPU tensors.
+
+        With ``target.<property>=<value>`` (a conditional checkpoint) the samples are guided
+        towards the targets (``guidance.scale``) and, unless ``task.eval.compare_unconditional``
+        is false, a second set drawn without guidance (the same network's unconditional
+        branch, same sampler and n) comes back under ``baseline_*`` keys for the report."""
+        if not self._targets:
+            return self._sample_graphs(denoiser, n, generator, device)
+        scale = float(self.cfg.guidance.scale)
+        targets = self.condition.target_tensor(self._targets, n, denoiser.net).to(device)
+        guided = self.condition.guided(denoiser, targets, scale)
+        samples = self._sample_graphs(guided, n, generator, device)
+        if bool(self.cfg.task.eval.get("compare_unconditional", True)):
+            null = torch.full_like(targets, float("nan"))
+            baseline = self.condition.guided(denoiser, null, 0.0)
+            for k, v in self._sample_graphs(baseline, n, generator, device).items():
+                samples[f"baseline_{k}"] = v
+        return samples
+
+    def _sample_graphs(
+        self,
+        denoise: Any,
+        n: int,
+        generator: torch.Generator,
+        device: torch.device,
+        counts: Tensor | None = None,
+    ) -> dict[str, Tensor]:
         space = self.space()
-        mask, pair = self.sample_masks(n, generator, device)
+        mask, pair = self.sample_masks(n, generator, device, counts)
         masks = {"atoms": mask, "charges": mask, EDGE_KEY: pair}
         x = {k: space[k].prior((n, *m.shape[1:], space[k].num_classes), m, generator=generator,
                                device=device) for k, m in masks.items()}  # fmt: skip
-        out = run_sampler(denoiser, space, x, self.cfg.sampler, generator, mask=masks)
+        out = run_sampler(denoise, space, x, self.cfg.sampler, generator, mask=masks)
         return {
             "atoms": out["atoms"].argmax(-1).cpu(),
             "charges": out["charges"].argmax(-1).cpu(),
@@ -178,8 +231,60 @@ class MoleculeGraphTask(Task):
         }
 
     def score(self, samples: dict[str, Tensor], out_dir: Path) -> dict[str, Any]:
+        baseline = {k.removeprefix("baseline_"): v for k, v in samples.items()
+                    if k.startswith("baseline_")}  # fmt: skip
+        samples = {k: v for k, v in samples.items() if not k.startswith("baseline_")}
+        self._baseline_smiles = self._candidate_smiles(baseline) if baseline else None
         mols, inputs = self.molecules(samples)
         return self.screen(mols, inputs, out_dir)
+
+    def _candidate_smiles(self, samples: dict[str, Tensor]) -> list[str]:
+        """Canonical SMILES of the samples that pass the gate (the baseline's candidates)."""
+        from sci_diffusion.chem.gate import run_gate
+
+        _, inputs = self.molecules(samples)
+        records = run_gate(inputs, self.gate_config(), training_smiles=self.training_smiles(),
+                           processes=None, progress=True)  # fmt: skip
+        return [r.canonical_smiles for r in records if r.passed]
+
+    def conditioning_report(self, records: list[Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        """``conditioning`` metrics and ``candidates_conditioning.csv`` (per candidate: its
+        targets, achieved RDKit values and errors) for a guided request; nothing otherwise."""
+        if not self._targets:
+            return {}, {}
+        import csv
+        import io
+
+        names = list(self._targets)
+        candidates = [r for r in records if r.passed]
+        achieved = self.condition.achieved([r.canonical_smiles for r in candidates], names)
+        figures = conditioning_figures(self._targets, achieved)
+        if self._baseline_smiles is not None:
+            base = conditioning_figures(
+                self._targets, self.condition.achieved(self._baseline_smiles, names)
+            )
+            for name in names:
+                figures[name]["unconditional"] = {
+                    k: base[name][k] for k in ("n", "mae", "hit_rate", "mean")
+                }
+                mae, ref = figures[name]["mae"], base[name]["mae"]
+                figures[name]["mae_ratio"] = mae / ref if mae is not None and ref else None
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        header = ["index", "canonical_smiles"]
+        for prefix in ("target", "achieved", "error"):
+            header += [f"{prefix}_{n}" for n in names]
+        writer.writerow(header)
+        targets = [self._targets[n] for n in names]
+        for record, row in zip(candidates, achieved, strict=True):
+            errors = [f"{v - t:.6g}" for v, t in zip(row, targets, strict=True)]
+            writer.writerow([record.index, record.canonical_smiles, *targets,
+                             *(f"{v:.6g}" for v in row), *errors])  # fmt: skip
+        metrics = {"conditioning": {
+            "method": "classifier-free guidance", "scale": float(self.cfg.guidance.scale),
+            "properties": figures,
+        }}  # fmt: skip
+        return metrics, {"candidates_conditioning.csv": buffer.getvalue()}
 
     def molecules(self, samples: dict[str, Tensor]) -> tuple[list[Any], list[Any]]:
         """Unsanitized RDKit molecules of generated graphs (None where construction failed)
@@ -228,8 +333,8 @@ class MoleculeGraphTask(Task):
         self, records: list[Any], mols: list[Any]
     ) -> tuple[dict[str, Any], dict[str, str]]:
         """Extra metrics and extra output files (``{name: text}``) computed from the gate's
-        records before the outputs are written. Default: none."""
-        return {}, {}
+        records before the outputs are written. Default: the conditioning report (if any)."""
+        return self.conditioning_report(records)
 
     def screen(
         self,

@@ -11,6 +11,7 @@ from .capture import CapturedSampler, CaptureUnavailableError
 from .categorical import CategoricalSpace, sample_categorical
 from .ema import EMA
 from .guidance import (
+    ClassifierFreeGuidance,
     Inpainting,
     classifier_free,
     drop_condition,
@@ -85,6 +86,7 @@ __all__ = [
     "CapturedSampler",
     "CategoricalJoint",
     "CategoricalSpace",
+    "ClassifierFreeGuidance",
     "CoMFreeSpace",
     "ComponentSpaceProtocol",
     "CosineSchedule",

@@ -302,9 +302,11 @@ class GraphTransformer(nn.Module):
         num_eigvals: int = 5,
         num_eigvecs: int = 2,
         non_edge_classes: Sequence[int] = (0,),
+        cond_dim: int = 0,
     ) -> None:
         super().__init__()
         self.node_out = node_out or node_in
+        self.cond_dim = int(cond_dim)
         self.edge_out = edge_out or edge_in
         self.cycle_features = cycle_features
         self.spectral_features = spectral_features
@@ -315,6 +317,12 @@ class GraphTransformer(nn.Module):
         self.node_in = _mlp(node_in + extra_node, node_dim)
         self.edge_in = _mlp(edge_in, edge_dim)
         self.global_in = _mlp(global_dim + 1 + extra_graph, global_dim)
+        if self.cond_dim:
+            # Zero-initialised, so a conditional net starts as the unconditional one it may be
+            # fine-tuned from (trainer.init_from).
+            self.cond_in = _mlp(self.cond_dim, global_dim)
+            nn.init.zeros_(self.cond_in[-1].weight)
+            nn.init.zeros_(self.cond_in[-1].bias)
         self.layers = nn.ModuleList(
             GraphTransformerLayer(node_dim, edge_dim, global_dim, heads, dropout)
             for _ in range(layers)
@@ -354,7 +362,9 @@ class GraphTransformer(nn.Module):
         graph_feats = torch.cat(graphs, -1).to(e.dtype) if graphs else empty_g
         return node_feats * node_mask[..., None].to(e.dtype), graph_feats
 
-    def forward(self, x: Tensor, e: Tensor, node_mask: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, x: Tensor, e: Tensor, node_mask: Tensor, t: Tensor, cond: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Logits of the clean graph given the noisy one.
 
         Parameters
@@ -367,6 +377,8 @@ class GraphTransformer(nn.Module):
             True for real nodes.
         t : (B,)
             Diffusion time in [0, 1].
+        cond : (B, cond_dim), optional
+            Conditioning features (added to the global state); needed iff ``cond_dim > 0``.
 
         Returns
         -------
@@ -382,6 +394,11 @@ class GraphTransformer(nn.Module):
         node_feats, graph_feats = self.structural_features(e, node_mask)
         n_real = node_mask.sum(-1, keepdim=True).to(x.dtype)
         g = self.global_in(torch.cat([self.time(t).to(x.dtype), n_real.log1p(), graph_feats], -1))
+        if self.cond_dim:
+            if cond is None or cond.shape != (x.shape[0], self.cond_dim):
+                got = None if cond is None else tuple(cond.shape)
+                raise ValueError(f"cond must be ({x.shape[0]}, {self.cond_dim}), got {got}")
+            g = g + self.cond_in(cond.to(x.dtype))
         h = self.node_in(torch.cat([x, node_feats], -1)) * node_w
         z = self.edge_in(e) * pair_w
         for layer in self.layers:
@@ -403,22 +420,69 @@ class GraphDenoiserNet(nn.Module):
     the state: padded nodes are all-zero rows (``CategoricalSpace.project``). An explicit
     ``node_mask`` keyword overrides it.
 
+    **Property conditioning** (``properties=P > 0``): the call takes ``properties`` (B, P) in
+    the properties' own units, NaN where a property is not given (a row of NaN is the
+    unconditional model of classifier-free guidance). The net normalizes them with its buffers
+    ``property_mean`` / ``property_std`` (set by :meth:`set_property_stats` from the training
+    data, saved with the weights) and feeds the normalized values and a given/not-given flag
+    per property to the global state.
+
     Args:
         node_classes: ``{key: K}`` of the node components, in input order.
         edge_key, edge_classes: the edge component and its K.
+        properties: number of conditioning properties (0: unconditional).
         **kwargs: passed to :class:`GraphTransformer`.
     """
 
     def __init__(
-        self, node_classes: Mapping[str, int], edge_key: str, edge_classes: int, **kwargs: Any
+        self,
+        node_classes: Mapping[str, int],
+        edge_key: str,
+        edge_classes: int,
+        properties: int = 0,
+        **kwargs: Any,
     ) -> None:
         super().__init__()
         if not node_classes:
             raise ValueError("GraphDenoiserNet needs at least one node component")
         self.node_classes = dict(node_classes)
         self.edge_key = edge_key
+        self.properties = int(properties)
         total = sum(self.node_classes.values())
-        self.transformer = GraphTransformer(total, edge_classes, **kwargs)
+        self.transformer = GraphTransformer(total, edge_classes, cond_dim=2 * self.properties,
+                                            **kwargs)  # fmt: skip
+        if self.properties:
+            for name, value in (("mean", 0.0), ("std", 1.0), ("low", -math.inf),
+                                ("high", math.inf)):  # fmt: skip
+                self.register_buffer(f"property_{name}", torch.full((self.properties,), value))
+
+    @torch.no_grad()
+    def set_property_stats(self, values: Tensor) -> None:
+        """Normalization and range from the training values (M, P) (NaN rows ignored)."""
+        if values.ndim != 2 or values.shape[1] != self.properties:
+            raise ValueError(f"values must be (M, {self.properties}), got {tuple(values.shape)}")
+        finite = values[torch.isfinite(values).all(1)].double()
+        self.property_mean.copy_(finite.mean(0))
+        self.property_std.copy_(finite.std(0).clamp_min(1e-6))
+        self.property_low.copy_(finite.min(0).values)
+        self.property_high.copy_(finite.max(0).values)
+
+    def property_features(self, properties: Tensor | None, batch: int) -> Tensor | None:
+        """(B, 2P): normalized values (0 where not given) and given flags; None if P = 0."""
+        if not self.properties:
+            if properties is not None:
+                raise ValueError("this network is unconditional; it takes no properties")
+            return None
+        if properties is None:
+            properties = self.property_mean.new_full((batch, self.properties), math.nan)
+        if properties.shape != (batch, self.properties):
+            raise ValueError(
+                f"properties must be ({batch}, {self.properties}), got {tuple(properties.shape)}"
+            )
+        given = torch.isfinite(properties)
+        z = (properties - self.property_mean) / self.property_std
+        z = torch.where(given, z, torch.zeros_like(z))
+        return torch.cat([z, given.to(z.dtype)], -1)
 
     @classmethod
     def from_space(
@@ -437,14 +501,20 @@ class GraphDenoiserNet(nn.Module):
         return cls(classes, edge_key, space[edge_key].num_classes, **kwargs)
 
     def forward(
-        self, x: Mapping[str, Tensor], t: Tensor, node_mask: Tensor | None = None
+        self,
+        x: Mapping[str, Tensor],
+        t: Tensor,
+        node_mask: Tensor | None = None,
+        properties: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """``x``: ``{node_key: (B, N, K_key), edge_key: (B, N, N, K_e)}`` one-hots, ``t`` (B,),
-        optional ``node_mask`` (B, N) bool -> logits shaped like ``x`` (zero where masked)."""
+        optional ``node_mask`` (B, N) bool and ``properties`` (B, P) (NaN: not given) -> logits
+        shaped like ``x`` (zero where masked)."""
         nodes = torch.cat([x[k] for k in self.node_classes], dim=-1)
         if node_mask is None:
             node_mask = nodes.abs().sum(-1) > 0
-        node_logits, edge_logits = self.transformer(nodes, x[self.edge_key], node_mask, t)
+        cond = self.property_features(properties, nodes.shape[0])
+        node_logits, edge_logits = self.transformer(nodes, x[self.edge_key], node_mask, t, cond)
         sizes = list(self.node_classes.values())
         out = dict(zip(self.node_classes, node_logits.split(sizes, -1), strict=True))
         out[self.edge_key] = edge_logits

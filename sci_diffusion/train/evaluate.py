@@ -147,6 +147,10 @@ def apply_eval_overrides(cfg: DictConfig, cli_cfg: DictConfig, overrides: list[s
     for key in keys:
         if key.startswith("task.eval."):
             OmegaConf.update(cfg, key, OmegaConf.select(cli_cfg, key), merge=False)
+    # What to sample for, never saved with the run: targets, guidance and a kept fragment.
+    for key in ("target", "guidance", "scaffold"):
+        if key in cli_cfg:
+            cfg[key] = OmegaConf.select(cli_cfg, key)
     sampler_settings(cfg.sampler)
     return cfg
 

@@ -97,6 +97,11 @@ class Trainer:
         self.task: Task = build_task(cfg)
         self.net = self.task.build_network()
         self.task.prepare_network(self.net)
+        self.init_weights = None
+        if self.tc.get("init_from"):
+            from .init_weights import load_initial_weights
+
+            self.init_weights = load_initial_weights(self.net, str(self.tc.init_from))
         self.net = self.net.to(self.device)
         self.model: nn.Module = self.net
         if self.dist.enabled:
@@ -300,6 +305,7 @@ def _write_training_card(trainer: Trainer, result: TrainResult) -> None:
                "(evaluation and sampling use EMA weights)",
         "seed": cfg.trainer.seed,
         "final_loss": result.last_loss,
+        **({"initialized_from": trainer.init_weights.describe()} if trainer.init_weights else {}),
     })  # fmt: skip
     update_model_card(result.run_dir, "use", {
         "intended_use": task.intended_use,

@@ -74,7 +74,6 @@ def brute_force_cycles(adj: torch.Tensor, k: int) -> tuple[int, list[int]]:
     return total, per_node
 
 
-
 @pytest.fixture(scope="module")
 def net() -> GraphTransformer:
     torch.manual_seed(0)
@@ -300,3 +299,33 @@ def test_overfits_a_fixed_batch_with_the_core_objective() -> None:
         opt.step()
     after = eval_loss()
     assert after < 0.5 * before, (before, after)
+
+
+def test_property_conditioning_starts_as_the_unconditional_net() -> None:
+    """Zero-initialised conditioning: a conditional net loaded with an unconditional net's
+    weights (the new tensors at their init) gives the same logits for any properties, so a
+    fine-tune starts from the unconditional model (trainer.init_from)."""
+    from sci_diffusion.nets.graph_transformer import GraphDenoiserNet
+
+    torch.manual_seed(0)
+    kw = dict(layers=1, node_dim=16, edge_dim=8, global_dim=8, heads=2)
+    plain = GraphDenoiserNet({"atoms": 4}, "bonds", 3, **kw)
+    cond = GraphDenoiserNet({"atoms": 4}, "bonds", 3, properties=2, **kw)
+    missing, unexpected = cond.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and all("cond_in" in k or "property_" in k for k in missing)
+    cond.set_property_stats(torch.tensor([[0.0, 1.0], [2.0, 3.0], [4.0, float("nan")]]))
+    assert cond.property_mean.tolist() == [1.0, 2.0]  # NaN rows are left out
+    x = {"atoms": F.one_hot(torch.randint(4, (3, 5)), 4).float(),
+         "bonds": F.one_hot(torch.randint(3, (3, 5, 5)), 3).float()}  # fmt: skip
+    x["bonds"] = (x["bonds"] + x["bonds"].transpose(1, 2)).clamp(max=1)
+    t = torch.rand(3)
+    props = torch.tensor([[0.5, float("nan")], [float("nan")] * 2, [3.0, 9.0]])
+    for key, value in plain(x, t).items():
+        torch.testing.assert_close(cond(x, t, properties=props)[key], value)
+    features = cond.property_features(props, 3)
+    assert features[1].tolist() == [0.0, 0.0, 0.0, 0.0]  # not given: zero value, flag 0
+    assert features[0, 2:].tolist() == [1.0, 0.0]
+    with pytest.raises(ValueError, match="properties must be"):
+        cond(x, t, properties=torch.zeros(3, 5))
+    with pytest.raises(ValueError, match="unconditional"):
+        plain(x, t, properties=props)

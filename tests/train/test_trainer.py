@@ -432,3 +432,29 @@ def test_max_minutes_counts_the_time_before_a_resume(tmp_path: Path) -> None:
     cfg.trainer.max_minutes = first.wall_seconds / 60 / 2  # already spent at step 20
     resumed = train(cfg, run, resume=True)
     assert resumed.stop_reason == "max_minutes" and resumed.step == 20
+
+
+def test_init_from_loads_ema_weights_lists_new_tensors_and_refuses_misfits(
+    tmp_path: Path,
+) -> None:
+    from sci_diffusion.nets.graph_transformer import GraphDenoiserNet
+    from sci_diffusion.train.embedded import embedded_run
+    from sci_diffusion.train.evaluate import load_run
+    from sci_diffusion.train.init_weights import InitWeightsError, load_initial_weights
+
+    source = embedded_run("qm9_graph")
+    loaded = load_run(source, "cpu")
+    plain = loaded.denoiser.net
+    options = {k: v for k, v in loaded.cfg.model.items() if k != "name"}
+    cond = GraphDenoiserNet(plain.node_classes, "bonds", plain.transformer.edge_out,
+                            properties=2, **options)  # fmt: skip
+    info = load_initial_weights(cond, "embedded:qm9_graph")
+    assert info.new_tensors and all("cond_in" in k or "property_" in k for k in info.new_tensors)
+    for key, value in plain.state_dict().items():
+        assert torch.equal(cond.state_dict()[key], value), key
+    small = GraphDenoiserNet(plain.node_classes, "bonds", plain.transformer.edge_out,
+                             **{**options, "node_dim": 32})  # fmt: skip
+    with pytest.raises(InitWeightsError, match="same model"):
+        load_initial_weights(small, str(source))
+    with pytest.raises(InitWeightsError, match="not a checkpoint"):
+        load_initial_weights(cond, str(tmp_path / "nothing"))
