@@ -178,7 +178,7 @@ def run_sample(p: Composed) -> int:
         metrics = evaluate_run(run_dir, cfg, p.args, out_dir=out)
     else:
         task, out = str(cfg.task.name), Path(str(cfg.out))
-        run_dir = embedded.embedded_run(task)
+        run_dir = embedded.embedded_for_sampling(task, conditional=bool(cfg.get("target")))
         if run_dir is None:
             have = embedded.available_embedded()
             listing = f"tasks that have one: {', '.join(have)}" if have else "this install has none"

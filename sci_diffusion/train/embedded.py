@@ -44,6 +44,7 @@ from sci_diffusion.io.errors import UserInputError
 from sci_diffusion.io.rundir import CHECKPOINT_DIR, CONFIG_FILE
 
 __all__ = [
+    "CONDITIONAL_SUFFIX",
     "DEFAULT_TASK",
     "EMBEDDED_DIR",
     "EMBEDDED_KEY",
@@ -58,6 +59,10 @@ EMBEDDED_DIR = Path(__file__).resolve().parents[1] / "embedded"
 
 DEFAULT_TASK = "qm9_graph"
 """The task ``sci-diffusion sample`` uses when given neither ``run=`` nor ``task=``."""
+
+CONDITIONAL_SUFFIX = "_conditional"
+"""A property-conditional run of task ``T`` is embedded as ``T_conditional`` (beside the
+unconditional ``T``); ``sample target.<p>=...`` without ``run=`` uses it."""
 
 EMBEDDED_KEY = "embedded"
 """Checkpoint metadata key of the export record; its presence marks an embedded checkpoint."""
@@ -76,6 +81,23 @@ def embedded_run(task: str) -> Path | None:
     if (folder / CONFIG_FILE).is_file() and list_checkpoints(folder / CHECKPOINT_DIR):
         return folder
     return None
+
+
+def embedded_for_sampling(task: str, conditional: bool) -> Path | None:
+    """The default ``sample`` uses: ``T_conditional`` when targets are given and it exists,
+    else ``T`` (whose task then refuses targets it was not trained for)."""
+    if conditional:
+        found = embedded_run(task + CONDITIONAL_SUFFIX)
+        if found is not None:
+            return found
+    return embedded_run(task)
+
+
+def embedded_name(config: dict[str, Any]) -> str:
+    """Where a run with this config is embedded: its task, plus :data:`CONDITIONAL_SUFFIX`
+    for a property-conditional run."""
+    task = config.get("task", {})
+    return str(task.get("name", "")) + (CONDITIONAL_SUFFIX if task.get("condition") else "")
 
 
 def available_embedded() -> list[str]:
@@ -159,7 +181,7 @@ def export_embedded(
             f"run {run_dir} has no usable task name in its config "
             f"({run_task!r}); export a run written by sci-diffusion train"
         )
-    dest = Path(dest) if dest is not None else EMBEDDED_DIR / run_task
+    dest = Path(dest) if dest is not None else EMBEDDED_DIR / embedded_name(config)
     if dest.exists() and not force:
         raise UserInputError(f"{dest} already exists; pass force=true to replace it")
 

@@ -107,8 +107,9 @@ def test_a_target_for_an_unconditional_checkpoint_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
     out = tmp_path / "uncond"
-    assert main(["sample", "task=qm9_graph", "n=4", f"out={out}", "target.qed=0.5"]) == 2
-    assert "not conditioned on qed" in capsys.readouterr().err
+    assert main(["sample", "task=qm9_3d", "n=4", f"out={out}", "target.qed=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "not conditioned on qed" in err and "unconditional" in err
     assert not out.exists()
 
 

@@ -246,3 +246,23 @@ def test_quickstart_molecules_section(
     monkeypatch.setattr(embedded, "EMBEDDED_DIR", tmp_path / "none")
     lines = [ln for ln in quickstart._molecules_section(tmp_path) if ln and ln[0] != "#"]
     assert len(lines) == 1 and "no embedded `qm9_graph` checkpoint" in lines[0]
+
+
+def test_conditional_runs_embed_beside_the_unconditional_default() -> None:
+    from sci_diffusion.train.embedded import (
+        embedded_for_sampling,
+        embedded_name,
+        embedded_run,
+    )
+
+    assert embedded_name({"task": {"name": "qm9_graph", "condition": []}}) == "qm9_graph"
+    assert embedded_name({"task": {"name": "qm9_graph", "condition": ["qed"]}}) == (
+        "qm9_graph_conditional"
+    )
+    # without targets sampling always uses the unconditional default
+    assert embedded_for_sampling("qm9_graph", conditional=False) == embedded_run("qm9_graph")
+    # with targets: the conditional default where one ships, else the task's own (which then
+    # refuses the targets with a clear message: tests/tasks/test_property_conditioning.py)
+    expected = embedded_run("qm9_graph_conditional") or embedded_run("qm9_graph")
+    assert embedded_for_sampling("qm9_graph", conditional=True) == expected
+    assert embedded_for_sampling("qm9_3d", conditional=True) == embedded_run("qm9_3d")
