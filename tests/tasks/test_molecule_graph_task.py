@@ -70,3 +70,18 @@ def test_model_card_states_the_validation_status(run: Path):
     card = json.loads((run / "card.json").read_text())
     assert "never synthesized or assayed" in card["use"]["validation_status"]
     assert card["model"]["task"] == "qm9_graph"
+
+
+def test_whole_molecule_smiles_keeps_fragments_and_marks_failures():
+    from rdkit import Chem
+
+    from sci_diffusion.tasks.molecule_graph import whole_molecule_smiles
+
+    pentavalent = Chem.RWMol(Chem.MolFromSmiles("C", sanitize=False))
+    for _ in range(5):
+        pentavalent.AddAtom(Chem.Atom(9))
+    for i in range(1, 6):
+        pentavalent.AddBond(0, i, Chem.BondType.SINGLE)
+    mols = [Chem.MolFromSmiles("CCO.N", sanitize=False), None, pentavalent.GetMol()]
+    assert whole_molecule_smiles(mols) == ["CCO.N", None, None]
+    assert mols[0].NeedsUpdatePropertyCache()  # the caller's molecule is not sanitized in place

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sci_diffusion.io.errors import UserInputError
 
@@ -78,6 +78,11 @@ class MoleculeDataset:
     def smiles(self, split: str = "train") -> list[str]:
         """The SMILES of one split, for novelty (made canonical by the caller)."""
         raise NotImplementedError(f"data set {self.name!r} lists no SMILES")
+
+    def benchmark_metrics(self, smiles: list[str | None]) -> dict[str, Any]:
+        """The data set's own benchmark metrics of generated SMILES (None: invalid), added to
+        an evaluation's ``metrics.json`` under the data set's name. Default: none."""
+        return {}
 
     @property
     def has_3d(self) -> bool:

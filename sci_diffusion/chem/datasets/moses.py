@@ -6,7 +6,7 @@ The loaders are :func:`sci_diffusion.chem.data.load_moses` and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sci_diffusion.io.errors import UserInputError
 
@@ -37,6 +37,18 @@ class MOSES(MoleculeDataset):
         from ..data import load_moses
 
         return load_moses(split)
+
+    def benchmark_metrics(self, smiles: list[str | None]) -> dict[str, Any]:
+        """MOSES's metrics (Polykovskiy et al. 2020; :func:`~..moses_metrics.moses_metrics`):
+        validity as MOSES defines it (the SMILES parses), unique@k, novelty against the whole
+        MOSES training split, filters, SNN/Frag/Scaf and FCD against test and scaffold test,
+        IntDiv. Reference statistics are cached under the package cache (once: minutes)."""
+        from sci_diffusion.io.cache import cache_dir
+
+        from ..moses_metrics import moses_metrics
+
+        return moses_metrics(smiles, training=set(self.smiles("train")),
+                             cache_dir=cache_dir() / "moses")  # fmt: skip
 
 
 DATASET = MOSES()
