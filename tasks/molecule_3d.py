@@ -64,13 +64,6 @@ class Molecule3DTask(MoleculeGraphTask):
 
     def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)
-        if self.condition:
-            from sci_diffusion.chem.conditioning import ConditionError
-
-            raise ConditionError(
-                f"task.condition: property conditioning is implemented for the graph tasks "
-                f"(qm9_graph, moses_graph), not yet for {cfg.task.name}; drop task.condition"
-            )
         d = cfg.task.diffusion
         self.position_schedule = make_schedule(d.position_schedule)
         self.with_bonds = bool(cfg.task.get("bonds", True))
@@ -102,7 +95,10 @@ class Molecule3DTask(MoleculeGraphTask):
 
         options = {k: v for k, v in self.cfg.model.items() if k != "name"}
         edge_key = EDGE_KEY if self.with_bonds else None
-        return EGNNDenoiserNet.from_space(self.space(), NODE_KEYS, edge_key, POS_KEY, **options)
+        properties = len(self.condition.names)
+        return EGNNDenoiserNet.from_space(
+            self.space(), NODE_KEYS, edge_key, POS_KEY, properties=properties, **options
+        )
 
     def denoiser(self, net: nn.Module) -> Denoiser:
         prediction = str(self.cfg.task.diffusion.position_prediction)
@@ -127,15 +123,25 @@ class Molecule3DTask(MoleculeGraphTask):
             del x0[EDGE_KEY], masks[EDGE_KEY]
         x0[POS_KEY] = self.data().positions[index]
         masks[POS_KEY] = masks["atoms"]
-        return Batch(x0, mask=masks)
+        if not self.condition:
+            return Batch(x0, mask=masks)
+        self.condition.training_values(self.data().source_index)
+        values = self.condition.batch_values(index, generator)
+        return Batch(x0, mask=masks, cond={"properties": values})
 
     # -- sampling and evaluation ----------------------------------------------------------
-    def generate(
-        self, denoiser: Denoiser, n: int, generator: torch.Generator, device: torch.device
+    def _sample_graphs(
+        self,
+        denoise: Any,
+        n: int,
+        generator: torch.Generator,
+        device: torch.device,
+        counts: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        """``n`` molecules: ``pos`` (n, N, 3), class indices, ``node_mask`` (CPU tensors)."""
+        """``n`` molecules: ``pos`` (n, N, 3), class indices, ``node_mask`` (CPU tensors);
+        :meth:`generate` (the graph task's) adds guidance towards ``target.*``."""
         space = self.space()
-        mask, pair = self.sample_masks(n, generator, device)
+        mask, pair = self.sample_masks(n, generator, device, counts)
         masks = {POS_KEY: mask, "atoms": mask, "charges": mask}
         if self.with_bonds:
             masks[EDGE_KEY] = pair
@@ -144,7 +150,7 @@ class Molecule3DTask(MoleculeGraphTask):
             width = 3 if key == POS_KEY else space[key].num_classes
             x[key] = space[key].prior((n, *m.shape[1:], width), m, generator=generator,
                                       device=device)  # fmt: skip
-        out = run_sampler(denoiser, space, x, self.cfg.sampler, generator, mask=masks)
+        out = run_sampler(denoise, space, x, self.cfg.sampler, generator, mask=masks)
         samples = {k: out[k].argmax(-1).cpu() for k in masks if k != POS_KEY}
         if not self.with_bonds:
             samples[EDGE_KEY] = torch.zeros(pair.shape, dtype=torch.long)
@@ -164,6 +170,7 @@ class Molecule3DTask(MoleculeGraphTask):
         return mols, inputs
 
     def score(self, samples: dict[str, Tensor], out_dir: Path) -> dict[str, Any]:
+        samples = self.take_baseline(samples)
         mols, inputs = self.molecules(samples)
         extra = {"bonds_from": "generated" if self.with_bonds else "edm_distances"}
         if self.data().vocab.explicit_hydrogens:
@@ -179,10 +186,11 @@ class Molecule3DTask(MoleculeGraphTask):
 
         candidates = [r for r in records if r.passed]
         structures = [r.mol() for r in candidates]
-        metrics: dict[str, Any] = {"geometry": candidate_geometry(structures)}
-        files: dict[str, str] = {}
+        metrics, files = self.conditioning_report(records)
+        metrics["geometry"] = candidate_geometry(structures)
         if self.refine:
-            metrics["refinement"], files = _refinement(candidates, structures)
+            metrics["refinement"], refined = _refinement(candidates, structures)
+            files.update(refined)
         return metrics, files
 
     def coordinate_reconstructions(self, samples: dict[str, Tensor]) -> dict[str, Any]:

@@ -246,12 +246,16 @@ class MoleculeGraphTask(Task):
         }
 
     def score(self, samples: dict[str, Tensor], out_dir: Path) -> dict[str, Any]:
+        mols, inputs = self.molecules(self.take_baseline(samples))
+        return self.screen(mols, inputs, out_dir)
+
+    def take_baseline(self, samples: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The guided samples without their ``baseline_*`` part, whose candidates' SMILES are
+        kept for the conditioning report (see :meth:`generate`)."""
         baseline = {k.removeprefix("baseline_"): v for k, v in samples.items()
                     if k.startswith("baseline_")}  # fmt: skip
-        samples = {k: v for k, v in samples.items() if not k.startswith("baseline_")}
         self._baseline_smiles = self._candidate_smiles(baseline) if baseline else None
-        mols, inputs = self.molecules(samples)
-        return self.screen(mols, inputs, out_dir)
+        return {k: v for k, v in samples.items() if not k.startswith("baseline_")}
 
     def _candidate_smiles(self, samples: dict[str, Tensor]) -> list[str]:
         """Canonical SMILES of the samples that pass the gate (the baseline's candidates)."""

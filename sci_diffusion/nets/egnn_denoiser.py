@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from ..core.errors import InvalidValueError
 from .egnn import EGNN
+from .property_input import property_features, register_property_buffers, set_property_stats
 
 __all__ = ["IMPLEMENTATIONS", "EGNNDenoiserNet", "resolve_implementation"]
 
@@ -56,6 +57,10 @@ class EGNNDenoiserNet(nn.Module):
             CPU, docs/networks.md) or ``auto`` (``pyg`` when torch-geometric can be imported).
             The task configs say ``auto`` since 2026-12-03; a run saved before has no key and
             keeps ``torch``, so its samples stay bitwise reproducible.
+        properties: number of conditioning properties P (0: unconditional). A conditional net
+            takes ``properties`` (B, P) in their units, NaN = not given
+            (:mod:`~sci_diffusion.nets.property_input`), and appends their features to every
+            node's input, as EDM does with its context.
         **kwargs: passed to :class:`~sci_diffusion.nets.egnn.EGNN` (``hidden``, ``n_layers``,
             ``attention``, ``coords_range``, ``aggregation_norm``, ``edges``).
     """
@@ -67,9 +72,11 @@ class EGNNDenoiserNet(nn.Module):
         edge_classes: int = 0,
         position_key: str = "pos",
         implementation: str = "torch",
+        properties: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__()
+        register_property_buffers(self, properties)
         if not node_classes:
             raise ValueError("EGNNDenoiserNet needs at least one categorical node component")
         if (edge_key is None) != (edge_classes == 0):
@@ -84,8 +91,16 @@ class EGNNDenoiserNet(nn.Module):
         else:
             network = EGNN
         self.egnn = network(
-            total, total, edge_features=edge_classes, edge_out_features=edge_classes, **kwargs
+            total + 2 * self.properties,
+            total,
+            edge_features=edge_classes,
+            edge_out_features=edge_classes,
+            **kwargs,
         )
+
+    def set_property_stats(self, values: Tensor) -> None:
+        """Normalization and range from the training values (M, P) (NaN rows ignored)."""
+        set_property_stats(self, values)
 
     @classmethod
     def from_space(
@@ -108,11 +123,15 @@ class EGNNDenoiserNet(nn.Module):
         return cls(classes, edge_key, edge_classes, position_key, **kwargs)
 
     def forward(
-        self, x: Mapping[str, Tensor], t: Tensor, node_mask: Tensor | None = None
+        self,
+        x: Mapping[str, Tensor],
+        t: Tensor,
+        node_mask: Tensor | None = None,
+        properties: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        """``x``: the state dict (shapes in the module docstring), ``t`` (B,) -> a dict shaped
-        like ``x``: the position output (B, N, 3) and logits per categorical component; padded
-        entries zero."""
+        """``x``: the state dict (shapes in the module docstring), ``t`` (B,), optional
+        ``properties`` (B, P) -> a dict shaped like ``x``: the position output (B, N, 3) and
+        logits per categorical component; padded entries zero."""
         expected = {self.position_key, *self.node_classes} | (
             {self.edge_key} if self.edge_key else set()
         )
@@ -122,7 +141,12 @@ class EGNNDenoiserNet(nn.Module):
         if node_mask is None:
             node_mask = nodes.abs().sum(-1) > 0
         edge_attr = x[self.edge_key] if self.edge_key else None
-        out = self.egnn(x[self.position_key], nodes, t, node_mask, edge_attr)
+        features = property_features(self, properties, nodes.shape[0])
+        inputs = nodes
+        if features is not None:
+            per_node = features[:, None, :].expand(-1, nodes.shape[1], -1)
+            inputs = torch.cat([nodes, per_node * node_mask[..., None].to(nodes.dtype)], -1)
+        out = self.egnn(x[self.position_key], inputs, t, node_mask, edge_attr)
         sizes = list(self.node_classes.values())
         result = dict(zip(self.node_classes, out.h.split(sizes, -1), strict=True))
         result[self.position_key] = out.pos

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from ..core.parameterization import Denoiser
 from .embeddings import SinusoidalTimeEmbedding
+from .property_input import property_features, register_property_buffers, set_property_stats
 
 CYCLE_NODE_FEATURES = 4  # 3-, 4-, 5-, 6-cycles through each node
 CYCLE_GRAPH_FEATURES = 4  # 3-, 4-, 5-, 6-cycles per graph
@@ -447,42 +448,18 @@ class GraphDenoiserNet(nn.Module):
             raise ValueError("GraphDenoiserNet needs at least one node component")
         self.node_classes = dict(node_classes)
         self.edge_key = edge_key
-        self.properties = int(properties)
         total = sum(self.node_classes.values())
-        self.transformer = GraphTransformer(total, edge_classes, cond_dim=2 * self.properties,
+        self.transformer = GraphTransformer(total, edge_classes, cond_dim=2 * int(properties),
                                             **kwargs)  # fmt: skip
-        if self.properties:
-            for name, value in (("mean", 0.0), ("std", 1.0), ("low", -math.inf),
-                                ("high", math.inf)):  # fmt: skip
-                self.register_buffer(f"property_{name}", torch.full((self.properties,), value))
+        register_property_buffers(self, properties)
 
-    @torch.no_grad()
     def set_property_stats(self, values: Tensor) -> None:
         """Normalization and range from the training values (M, P) (NaN rows ignored)."""
-        if values.ndim != 2 or values.shape[1] != self.properties:
-            raise ValueError(f"values must be (M, {self.properties}), got {tuple(values.shape)}")
-        finite = values[torch.isfinite(values).all(1)].double()
-        self.property_mean.copy_(finite.mean(0))
-        self.property_std.copy_(finite.std(0).clamp_min(1e-6))
-        self.property_low.copy_(finite.min(0).values)
-        self.property_high.copy_(finite.max(0).values)
+        set_property_stats(self, values)
 
     def property_features(self, properties: Tensor | None, batch: int) -> Tensor | None:
         """(B, 2P): normalized values (0 where not given) and given flags; None if P = 0."""
-        if not self.properties:
-            if properties is not None:
-                raise ValueError("this network is unconditional; it takes no properties")
-            return None
-        if properties is None:
-            properties = self.property_mean.new_full((batch, self.properties), math.nan)
-        if properties.shape != (batch, self.properties):
-            raise ValueError(
-                f"properties must be ({batch}, {self.properties}), got {tuple(properties.shape)}"
-            )
-        given = torch.isfinite(properties)
-        z = (properties - self.property_mean) / self.property_std
-        z = torch.where(given, z, torch.zeros_like(z))
-        return torch.cat([z, given.to(z.dtype)], -1)
+        return property_features(self, properties, batch)
 
     @classmethod
     def from_space(
