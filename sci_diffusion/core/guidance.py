@@ -10,9 +10,10 @@
 * :func:`reconstruction_guidance` — steer the free part of a sample towards agreement with
   known values through the denoiser's Jacobian, with a normalized, clipped step that skips
   (and warns about) non-finite gradients.
-* :class:`Inpainting` — known values (fixed first states of a trajectory, a fixed
-  substructure) held exactly in the final sample; :meth:`Inpainting.sample` adds RePaint's
-  resampling and/or reconstruction guidance so the free part follows the fixed one.
+* :class:`Inpainting` — known values (fixed first states of a trajectory, a fixed molecular
+  substructure; continuous or categorical components) held exactly in the final sample;
+  :meth:`Inpainting.sample` adds RePaint's resampling and/or reconstruction guidance so the
+  free part follows the fixed one.
 
 Every wrapper returns ``denoise(x, t, mask=None)`` and passes ``mask`` on to the wrapped
 function when that one takes it (decided once, when the wrapper is built).
@@ -31,9 +32,13 @@ from ._checks import accepts_keyword
 from .parameterization import edm_coefficients, expand_like
 from .samplers import sample as _sample
 from .schedules import Schedule
-from .spaces import SpaceProtocol, State
+from .spaces import ProductSpace, SpaceProtocol, State
 
 ConditionalDenoise = Callable[[Tensor, Tensor, Any], Tensor]
+_NO_CATEGORICAL_GUIDANCE = (
+    "reconstruction guidance needs a known continuous component: a categorical one-hot state "
+    "has no gradient; hold categorical values with replacement and resample=r instead"
+)
 
 
 def classifier_free(
@@ -361,17 +366,30 @@ class Inpainting:
     Works for a tensor state or a dict of them (only the components present in ``known`` are
     constrained).
 
+    **Forward processes.** ``schedules`` says how each known component is re-noised: a
+    :class:`~.schedules.Schedule` (or a continuous space) re-noises it with Gaussian noise,
+    ``alpha_s known + sigma_s eps``; a :class:`~.categorical.CategoricalSpace` (one-hot
+    states, e.g. atom or bond types) draws it from that space's own forward process
+    ``q(x_s | x_0 = known)`` (:meth:`~.categorical.CategoricalSpace.sample_xt`: kept with
+    probability ``a(s)``, otherwise drawn from the limit distribution; symmetric edge
+    components get symmetric noise). Pass a dict of them, or the sampling
+    :class:`~.spaces.ProductSpace` itself (each known component then uses its own space).
+    A categorical known value is a one-hot row per entry and its mask must cover whole rows
+    (all K classes or none). Where ``a(s) = 1`` (``s = 0`` on every built-in schedule) the
+    known one-hot rows are written as they are, so they are exact in the output.
+
     Replacement alone keeps the known entries but the free part follows them only weakly (on
     a 4-mode mixture whose known ends pin the mode it picks the right one 44-48% of the
-    time; docs/core.md). Add ``resample=r`` (RePaint's resampling) and/or reconstruction
-    guidance (``guidance=scale``) — see :meth:`sample`.
+    time; docs/core.md). Add ``resample=r`` (RePaint's resampling; for categorical
+    components the jump back is the space's ``q(x_t | x_s)``) and/or reconstruction
+    guidance (``guidance=scale``, continuous components only) — see :meth:`sample`.
     """
 
     def __init__(
         self,
         known: State,
         known_mask: Tensor | dict[str, Tensor],
-        schedules: Schedule | dict[str, Schedule],
+        schedules: Any,
         generator: torch.Generator | None = None,
     ) -> None:
         self.single = isinstance(known, Tensor)
@@ -385,8 +403,34 @@ class Inpainting:
                     f"{tuple(value.shape)}"
                 )
         self.masks = masks
+        if isinstance(schedules, ProductSpace):
+            schedules = dict(schedules.components())
         self.schedules = {"x": schedules} if self.single else dict(schedules)  # type: ignore[arg-type]
+        #: the known components re-noised by a categorical forward process, with their space
+        self.categorical: dict[str, Any] = {}
+        for k in self.known:
+            process = self.schedules.get(k)
+            if process is None:
+                raise ValueError(f"no schedule or space for the known component {k!r}")
+            if getattr(process, "is_categorical", False):
+                self._check_categorical(k, process)
+                self.categorical[k] = process
+            elif not hasattr(process, "alpha_sigma"):  # a continuous space: its schedule
+                self.schedules[k] = process.schedule
         self.generator = generator
+
+    def _check_categorical(self, key: str, space: Any) -> None:
+        value, mask = self.known[key], self.masks[key]
+        if value.shape[-1] != space.num_classes:
+            raise ValueError(
+                f"known values of the categorical component {key!r} must be one-hot with last "
+                f"dim K={space.num_classes}; got shape {tuple(value.shape)}"
+            )
+        if not torch.equal(mask.all(-1), mask.any(-1)):
+            raise ValueError(
+                f"known_mask for the categorical component {key!r} must cover whole one-hot "
+                "rows (all K classes of an entry, or none)"
+            )
 
     def _replace(self, state: State, values: dict[str, Tensor]) -> State:
         d = {"x": state} if self.single else dict(state)  # type: ignore[arg-type]
@@ -395,13 +439,19 @@ class Inpainting:
         return d["x"] if self.single else d
 
     def wrap(self, denoise: Callable[..., State]) -> Callable[..., State]:
-        """``denoise`` with its x0 estimate replaced by the known values on the mask."""
+        """``denoise`` with its x0 estimate replaced by the known values on the mask (for a
+        categorical component: the probabilities ``p(x_0 | x_t)`` become the known one-hot
+        rows)."""
         call = _with_mask(denoise)
         return lambda x, t, mask=None: self._replace(call(x, t, mask), self.known)
 
     def constraint(self, state: State, s: Tensor) -> State:
         noised = {}
         for k, value in self.known.items():
+            space = self.categorical.get(k)
+            if space is not None:
+                noised[k] = self._categorical_noise(space, value, s)
+                continue
             alpha, sigma = self.schedules[k].alpha_sigma(expand_like(s, value))
             eps = torch.randn(
                 value.shape, generator=self.generator, device=value.device, dtype=value.dtype
@@ -409,12 +459,30 @@ class Inpainting:
             noised[k] = alpha * value + sigma * eps
         return self._replace(state, noised)
 
+    def _categorical_noise(self, space: Any, value: Tensor, s: Tensor) -> Tensor:
+        """A draw from ``q(x_s | x_0 = value)``; exactly ``value`` where ``a(s) = 1`` (the
+        inverse-CDF draw is not guaranteed to return a point mass's class for ``u = 0``)."""
+        s = s.to(value.dtype)
+        draw = space.sample_xt(value, s, generator=self.generator)
+        exact = expand_like(space.keep_probability(s) >= 1.0, value)
+        return torch.where(exact, value, draw.to(value.dtype))
+
     def guide(
         self, denoise: Callable[..., State], scale: float = 4.0, *, max_norm: float | None = None
     ) -> Callable[..., State]:
-        """:func:`reconstruction_guidance` towards this object's known values."""
-        known = self.known["x"] if self.single else self.known
-        masks = self.masks["x"] if self.single else self.masks
+        """:func:`reconstruction_guidance` towards this object's known continuous values
+        (categorical components have no gradient with respect to their one-hot state)."""
+        if self.single:
+            if self.categorical:
+                raise ValueError(_NO_CATEGORICAL_GUIDANCE)
+            return reconstruction_guidance(
+                denoise, self.known["x"], self.masks["x"], scale, max_norm=max_norm
+            )
+        continuous = [k for k in self.known if k not in self.categorical]
+        if not continuous:
+            raise ValueError(_NO_CATEGORICAL_GUIDANCE)
+        known = {k: self.known[k] for k in continuous}
+        masks = {k: self.masks[k] for k in continuous}
         return reconstruction_guidance(denoise, known, masks, scale, max_norm=max_norm)
 
     def sample(
@@ -433,10 +501,12 @@ class Inpainting:
         """Sample with the known values held and the free part made to follow them.
 
         ``resample=r`` — RePaint's resampling: every step is redone ``r`` extra times after
-        re-noising back (``(1 + r)`` x the NFE, no gradients). ``guidance=scale`` —
-        :func:`reconstruction_guidance` (one backward pass per evaluation). Both at 0 is plain
-        replacement. Which to use, and measured rates: docs/core.md, "Conditioning on a known
-        part". Other options go to the sampler (``generator=``, ``mask=``, ``eta=``, ...).
+        re-noising back (``(1 + r)`` x the NFE, no gradients; categorical components jump
+        back with their own ``q(x_t | x_s)``). ``guidance=scale`` —
+        :func:`reconstruction_guidance` on the known continuous components (one backward pass
+        per evaluation; a ``ValueError`` when every known component is categorical). Both at 0
+        is plain replacement. Which to use, and measured rates: docs/core.md, "Conditioning on a
+        known part". Other options go to the sampler (``generator=``, ``mask=``, ``eta=``, ...).
         """
         if guidance:
             denoise = self.guide(denoise, guidance, max_norm=max_norm)

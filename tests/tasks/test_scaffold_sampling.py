@@ -1,0 +1,70 @@
+"""Scaffold-constrained sampling with the embedded ``qm9_graph`` checkpoint, at test size
+(few steps, small n): the fixed graph entries are exactly the fragment's and every sample
+whose molecule sanitizes contains it; bad fragments fail before any sampling."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from rdkit import Chem
+
+from sci_diffusion.chem.sanitize import sanitize
+from sci_diffusion.chem.scaffold import ScaffoldError, contains_scaffold
+from sci_diffusion.tasks.scaffold_sampling import sample_with_scaffold, scaffold_for_task
+from sci_diffusion.train.embedded import embedded_run
+from sci_diffusion.train.evaluate import load_run
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    source = embedded_run("qm9_graph")
+    if source is None:
+        pytest.skip("no embedded qm9_graph checkpoint in this installation")
+    run = load_run(source, "cpu")
+    OmegaConf.set_struct(run.task.cfg, False)
+    run.task.cfg.sampler.name, run.task.cfg.sampler.steps = "categorical", 8
+    return run
+
+
+@pytest.mark.parametrize("fragment, resample", [("C1COC1", 0), ("c1ccncc1", 1)])
+def test_fixed_entries_are_the_fragment_and_sanitized_samples_contain_it(
+    loaded, fragment, resample
+):
+    task, n = loaded.task, 24
+    scaffold = scaffold_for_task(task, fragment)
+    k = scaffold.num_atoms
+    with torch.no_grad():
+        samples = sample_with_scaffold(task, loaded.denoiser, fragment, n,
+                                       torch.Generator().manual_seed(0), "cpu",
+                                       resample=resample)  # fmt: skip
+    mask = samples["node_mask"]
+    assert set(samples) == {"atoms", "charges", "bonds", "node_mask"}
+    assert samples["atoms"].shape == mask.shape and samples["bonds"].shape == (*mask.shape, 9)
+    assert (mask.sum(1) >= k).all() and mask[:, :k].all()
+    assert (samples["atoms"][:, :k] == scaffold.atoms).all()
+    assert (samples["charges"][:, :k] == scaffold.charges).all()
+    assert (samples["bonds"][:, :k, :k] == scaffold.bonds).all()
+    assert torch.equal(samples["bonds"], samples["bonds"].transpose(1, 2))
+    mols, _ = task.molecules(samples)
+    sanitized = 0
+    for mol in mols:
+        copy = Chem.Mol(mol) if mol is not None else None
+        if copy is None or sanitize(copy)[0] is not None:
+            continue
+        sanitized += 1
+        # A fragment atom bridged across the ring by free atoms can make RDKit's ring
+        # perception skip the 6-ring (docs/benchmarks.md); at this seed none is.
+        assert contains_scaffold(mol, scaffold), Chem.MolToSmiles(copy)
+    assert sanitized >= n // 3  # the test checks something
+
+
+def test_bad_fragments_fail_before_sampling(loaded):
+    def denoise(*args, **kwargs):
+        raise AssertionError("sampling must not start")
+
+    for fragment, message in [("ClC1CC1", "Cl.*C, N, O, F"), ("C1CCCCCCCCC1", "at most 9"),
+                              ("", "empty"), ("[C,N]1CC1", "query")]:  # fmt: skip
+        with pytest.raises(ScaffoldError, match=message):
+            sample_with_scaffold(loaded.task, denoise, fragment, 4,
+                                 torch.Generator().manual_seed(0), "cpu")  # fmt: skip
