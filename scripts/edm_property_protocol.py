@@ -57,7 +57,8 @@ def stage_predictor(args: argparse.Namespace) -> dict:
     rows = torch.arange(HALF, len(task.data()))
     start = time.process_time()
     net = train_property_predictor(task, rows, values[rows], names, steps=args.steps,
-                                   batch_size=args.batch_size)  # fmt: skip
+                                   batch_size=args.batch_size,
+                                   clean_fraction=args.clean_fraction)  # fmt: skip
     cpu_s = time.process_time() - start
     test = task.dataset.graphs("test")
     test_values = _labels(task, "test", names)
@@ -66,7 +67,8 @@ def stage_predictor(args: argparse.Namespace) -> dict:
     pred = predict_graphs(net, task, samples)
     mae = (pred - test_values).abs().mean(0)
     result = {"names": list(names), "train_rows": [HALF, len(task.data())], "steps": args.steps,
-              "batch_size": args.batch_size, "train_cpu_s": round(cpu_s, 1),
+              "batch_size": args.batch_size, "clean_fraction": args.clean_fraction,
+              "train_cpu_s": round(cpu_s, 1),
               "test_n": len(test),
               "test_mae": dict(zip(names, mae.tolist(), strict=True))}  # fmt: skip
     path = save_predictor(net, args.out / "predictor.safetensors", result)
@@ -149,6 +151,8 @@ def main() -> None:
     parser.add_argument("--properties", nargs="+", default=["alpha"])
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--clean-fraction", type=float, default=1.0,
+                        help="share of clean (t = 0) graphs per predictor batch")  # fmt: skip
     parser.add_argument("--run", default="runs/qm9_graph_cond/half_a")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--scale", type=float, nargs="+", default=[1.0, 2.0])
