@@ -156,12 +156,20 @@ class SamplerConfig(Schema):
                                               f"got {self.polish_t_min}")  # fmt: skip
 
 
+GUIDANCE_METHODS = ("cfg", "predictor")
+
+
 @dataclass
 class GuidanceConfig(Schema):
     """``guidance.*``: how ``sample target.<property>=<value>`` steers a conditional model."""
 
-    scale: float = opt(2.0, "classifier-free guidance weight w (0: unconditional, 1: "
-                       "conditional, > 1: stronger)", min=0.0)  # fmt: skip
+    scale: float = opt(2.0, "guidance weight (cfg: 0 unconditional, 1 conditional, > 1 "
+                       "stronger; predictor: the gradient tilt's weight)", min=0.0)  # fmt: skip
+    method: str = opt("cfg", "cfg (classifier-free: a conditional checkpoint) or predictor "
+                      "(classifier guidance by guidance.predictor)",
+                      choices=GUIDANCE_METHODS)  # fmt: skip
+    predictor: str | None = opt(None, "a property-predictor file (tasks/property_predictor.py; "
+                                "scripts/guidance_comparison.py trains one)")  # fmt: skip
 
 
 @dataclass

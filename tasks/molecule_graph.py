@@ -30,10 +30,8 @@ from sci_diffusion.core.sampler_config import describe_sampler, run_sampler
 from sci_diffusion.io.progress import progress
 
 from .base import Batch, DataInfo, Task
+from .graph_keys import EDGE_KEY, NODE_KEYS
 from .property_conditioning import PropertyConditioning, conditioning_figures
-
-NODE_KEYS = ("atoms", "charges")
-EDGE_KEY = "bonds"
 
 
 def whole_molecule_smiles(mols: list[Any]) -> list[str | None]:
@@ -49,6 +47,20 @@ def whole_molecule_smiles(mols: list[Any]) -> list[str | None]:
         failed = copy is None or sanitize(copy)[0] is not None
         out.append(None if failed else Chem.MolToSmiles(copy) or None)
     return out
+
+
+def _load_guidance_predictor(path: Any) -> Any:
+    """The property predictor of ``guidance.predictor`` (a file of
+    :func:`~.property_predictor.save_predictor`), checked before any sampling."""
+    from sci_diffusion.chem.conditioning import ConditionError
+
+    from .property_predictor import load_predictor
+
+    if not path:
+        raise ConditionError("guidance.method=predictor needs guidance.predictor=<predictor file>")
+    if not Path(str(path)).is_file():
+        raise ConditionError(f"guidance.predictor={path}: no such file")
+    return load_predictor(Path(str(path)))[0]
 
 
 class MoleculeGraphTask(Task):
@@ -72,7 +84,16 @@ class MoleculeGraphTask(Task):
         self.conditioning = self.condition.describe()
         #: the targets of the sampling request ({} when unconditional), checked now so that
         #: a bad request fails before any sampling.
-        self._targets: dict[str, float] = self.condition.requested_targets(cfg.get("target"))
+        guidance = cfg.get("guidance") or {}
+        self.guidance_method = str(guidance.get("method", "cfg"))
+        self._predictor: Any = None
+        predictor_names = None
+        if self.guidance_method == "predictor" and cfg.get("target"):
+            self._predictor = _load_guidance_predictor(guidance.get("predictor"))
+            predictor_names = self._predictor.names
+        self._targets: dict[str, float] = self.condition.requested_targets(
+            cfg.get("target"), predictor_names
+        )
         self._baseline_smiles: list[str] | None = None
 
     # -- data ----------------------------------------------------------------------------
@@ -214,12 +235,20 @@ class MoleculeGraphTask(Task):
         if not self._targets:
             return self._sample_graphs(denoiser, n, generator, device)
         scale = float(self.cfg.guidance.scale)
-        targets = self.condition.target_tensor(self._targets, n, denoiser.net).to(device)
-        guided = self.condition.guided(denoiser, targets, scale)
+        if self._predictor is not None:
+            from .predictor_guidance import PredictorGuidance
+
+            names = self._predictor.names
+            row = [self._targets.get(name, float("nan")) for name in names]
+            targets = torch.tensor([row] * n, device=device)
+            guided: Any = PredictorGuidance(denoiser, self._predictor.to(device), targets, scale)
+            baseline: Any = denoiser
+        else:
+            targets = self.condition.target_tensor(self._targets, n, denoiser.net).to(device)
+            guided = self.condition.guided(denoiser, targets, scale)
+            baseline = self.condition.guided(denoiser, torch.full_like(targets, float("nan")), 0)
         samples = self._sample_graphs(guided, n, generator, device)
         if bool(self.cfg.task.eval.get("compare_unconditional", True)):
-            null = torch.full_like(targets, float("nan"))
-            baseline = self.condition.guided(denoiser, null, 0.0)
             for k, v in self._sample_graphs(baseline, n, generator, device).items():
                 samples[f"baseline_{k}"] = v
         return samples
@@ -299,9 +328,10 @@ class MoleculeGraphTask(Task):
             errors = [f"{v - t:.6g}" for v, t in zip(row, targets, strict=True)]
             writer.writerow([record.index, record.canonical_smiles, *targets,
                              *(f"{v:.6g}" for v in row), *errors])  # fmt: skip
+        method = ("classifier guidance (property predictor)" if self._predictor is not None
+                  else "classifier-free guidance")  # fmt: skip
         metrics = {"conditioning": {
-            "method": "classifier-free guidance", "scale": float(self.cfg.guidance.scale),
-            "properties": figures,
+            "method": method, "scale": float(self.cfg.guidance.scale), "properties": figures,
         }}  # fmt: skip
         return metrics, {"candidates_conditioning.csv": buffer.getvalue()}
 

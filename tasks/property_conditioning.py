@@ -81,20 +81,29 @@ class PropertyConditioning:
         return values.masked_fill(drop, math.nan)
 
     # -- sampling --------------------------------------------------------------------------
-    def requested_targets(self, target_cfg: Any) -> dict[str, float]:
-        """``target.<property>=<value>`` of the command, checked (unknown or not conditioned
-        on: error; non-finite: error)."""
+    def requested_targets(
+        self, target_cfg: Any, predictor_names: Sequence[str] | None = None
+    ) -> dict[str, float]:
+        """``target.<property>=<value>`` of the command, checked: an unknown property, one
+        the checkpoint is not conditioned on (or, with ``predictor_names``, that the guidance
+        predictor does not predict) or a non-finite value is an error."""
         targets = {str(k): v for k, v in dict(target_cfg or {}).items()}
         for name, value in targets.items():
             if name not in CONDITION_PROPERTIES:
                 raise ConditionError(
                     f"target.{name}: unknown property; valid: {', '.join(CONDITION_PROPERTIES)}"
                 )
-            if name not in self.names:
+            if predictor_names is not None and name not in predictor_names:
+                raise ConditionError(
+                    f"target.{name}: the guidance predictor does not predict {name} (it "
+                    f"predicts: {', '.join(predictor_names)}); train one that does"
+                )
+            if predictor_names is None and name not in self.names:
                 have = ", ".join(self.names) if self.names else "none (unconditional)"
                 raise ConditionError(
                     f"target.{name}: this checkpoint is not conditioned on {name} (it is on: "
-                    f"{have}); train one with task.condition=[...,{name}] or drop the target"
+                    f"{have}); train one with task.condition=[...,{name}], drop the target, or "
+                    "steer an unconditional model with guidance.method=predictor"
                 )
             if (
                 not isinstance(value, (int, float))

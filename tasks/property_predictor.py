@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -23,7 +23,10 @@ from sci_diffusion.io.errors import UserInputError
 from sci_diffusion.io.progress import Progress
 from sci_diffusion.nets.graph_transformer import GraphTransformer
 
-from .molecule_graph import EDGE_KEY, NODE_KEYS, MoleculeGraphTask
+from .graph_keys import EDGE_KEY, NODE_KEYS
+
+if TYPE_CHECKING:
+    from .molecule_graph import MoleculeGraphTask
 
 #: Format tag of predictor files.
 PREDICTOR_FORMAT = "sci_diffusion.property_predictor/1"
@@ -125,7 +128,7 @@ def train_property_predictor(
             nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             optimizer.step()
             bar.update(1)
-            bar.set_postfix(loss=f"{float(loss):.4f}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
     return net.eval()
 
 

@@ -156,7 +156,8 @@ def test_help_names_every_schema_field(command: str) -> None:
     else:
         keys = [f"trainer.{f.name}" for f in dataclasses.fields(schema.TrainerConfig)]
         keys += [f"sampler.{f.name}" for f in dataclasses.fields(schema.SamplerConfig)]
-        keys += [k for k in schema.RUN_KEYS if k != "guidance"] + ["guidance.scale"]
+        keys += [k for k in schema.RUN_KEYS if k != "guidance"]
+        keys += ["guidance.scale", "guidance.method", "guidance.predictor"]
     lines = text.splitlines()
     for key in keys:
         assert any(ln.split()[:1] == [key] for ln in lines), f"{command} --help lacks {key}"

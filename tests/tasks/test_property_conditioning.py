@@ -159,3 +159,39 @@ def test_a_conditional_3d_model_trains_and_samples_towards_targets(tmp_path: Pat
     assert metrics["conditioning"]["properties"]["qed"]["target"] == 0.45
     assert "geometry" in metrics  # the 3D report is kept beside the conditioning one
     assert (out / "candidates_conditioning.csv").exists()
+
+
+def test_predictor_guidance_steers_an_unconditional_checkpoint(run: Path, tmp_path: Path):
+    """guidance.method=predictor: a target for a property the predictor predicts is accepted
+    even by a checkpoint not conditioned on it; the report names the method."""
+    from sci_diffusion.chem.conditioning import property_table
+    from sci_diffusion.config import compose as compose_cfg
+    from sci_diffusion.tasks import build_task
+    from sci_diffusion.tasks.property_predictor import save_predictor, train_property_predictor
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SCI_DIFFUSION_CACHE", str(tmp_path / "cache"))
+    try:
+        cfg, _ = compose_cfg(["task=qm9_graph", "task.data.limit=200"])
+        task = build_task(cfg)
+        rows = torch.arange(200)
+        index = task.data().source_index.numpy()
+        values = torch.from_numpy(property_table("qm9", "train", index, ["mw"])).float()
+        net = train_property_predictor(task, rows, values, ("mw",), steps=3, batch_size=8,
+                                       layers=1, node_dim=16, edge_dim=8, global_dim=8,
+                                       heads=2)  # fmt: skip
+        path = save_predictor(net, tmp_path / "mw.safetensors", {})
+    finally:
+        mp.undo()
+    out = tmp_path / "steered"
+    assert main(["sample", f"run={run}", "n=6", "steps=3", f"out={out}", "target.mw=120",
+                 "guidance.method=predictor", f"guidance.predictor={path}",
+                 "guidance.scale=1"]) == 0  # fmt: skip
+    report = json.loads((out / "metrics.json").read_text())["conditioning"]
+    assert report["method"].startswith("classifier guidance")
+    assert report["properties"]["mw"]["target"] == 120.0
+    missing = tmp_path / "none"
+    head = ["sample", f"run={run}", "n=2", f"out={missing}", "guidance.method=predictor"]
+    assert main([*head, "target.mw=120", f"guidance.predictor={tmp_path}/nope"]) == 2
+    assert main([*head, "target.qed=0.5", f"guidance.predictor={path}"]) == 2
+    assert not missing.exists()
