@@ -123,11 +123,7 @@ class Molecule3DTask(MoleculeGraphTask):
             del x0[EDGE_KEY], masks[EDGE_KEY]
         x0[POS_KEY] = self.data().positions[index]
         masks[POS_KEY] = masks["atoms"]
-        if not self.condition:
-            return Batch(x0, mask=masks)
-        self.condition.training_values(self.data().source_index)
-        values = self.condition.batch_values(index, generator)
-        return Batch(x0, mask=masks, cond={"properties": values})
+        return self.conditioned_batch(x0, masks, index, generator)
 
     # -- sampling and evaluation ----------------------------------------------------------
     def _sample_graphs(

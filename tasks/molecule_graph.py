@@ -193,6 +193,14 @@ class MoleculeGraphTask(Task):
     def sample_batch(self, batch_size: int, generator: torch.Generator) -> Batch:
         index = torch.randint(0, len(self.data()), (batch_size,), generator=generator)
         x0, masks = self._one_hot(index)
+        return self.conditioned_batch(x0, masks, index, generator)
+
+    def conditioned_batch(
+        self, x0: dict[str, Tensor], masks: dict[str, Tensor], index: Tensor,
+        generator: torch.Generator,
+    ) -> Batch:  # fmt: skip
+        """A batch of training rows ``index``, with their property values (condition dropout
+        applied) when the task is conditional."""
         if not self.condition:
             return Batch(x0, mask=masks)
         self.condition.training_values(self.data().source_index)
