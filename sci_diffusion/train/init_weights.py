@@ -27,13 +27,16 @@ class InitWeightsError(UserInputError):
 class InitWeights:
     """What was loaded: the checkpoint, its step, and the tensors that kept their fresh init."""
 
+    source: str
     checkpoint: Path
     step: int
     new_tensors: tuple[str, ...]
 
     def describe(self) -> str:
+        """The model card's line: the source as the user named it (no machine paths)."""
         new = ", ".join(self.new_tensors) if self.new_tensors else "none"
-        return f"{self.checkpoint} (step {self.step}, EMA weights); newly initialized: {new}"
+        return (f"{self.source} ({self.checkpoint.name}, step {self.step}, EMA weights); "
+                f"newly initialized: {new}")  # fmt: skip
 
 
 def resolve_source(source: str) -> Path:
@@ -82,4 +85,4 @@ def load_initial_weights(net: nn.Module, source: str) -> InitWeights:
             )
     net.load_state_dict(weights, strict=False)
     new = tuple(sorted(set(own) - set(weights)))
-    return InitWeights(path, int(meta.get("step", 0)), new)
+    return InitWeights(source, path, int(meta.get("step", 0)), new)
