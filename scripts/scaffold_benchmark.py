@@ -123,6 +123,9 @@ def main() -> None:
                 "seconds": seconds, "fixed_exact": fixed_exact,
             }  # fmt: skip
             rows.append(row)
+            failed = collections.Counter(rec.failed_gate for rec in records if not rec.passed)
+            misses = [records[i].canonical_smiles for i in valid if not has[i]][:3]
+            _say(f"{smiles} r={r}: first failing checks {dict(failed)}; not containing: {misses}")
             _say(
                 f"{smiles} r={r}: strict {row['strict']:.3f}, contains {row['contains_valid']:.3f}"
                 f" (valid) {row['contains_cand']:.3f} (candidates), candidates "
