@@ -77,6 +77,17 @@ def register() -> None:
 
 #: Top-level mappings whose keys the user names (``target.qed=0.6``).
 OPEN_MAPPINGS = ("target.",)
+#: Keys whose value is taken verbatim (a SMILES such as ``[nH]1cccc1`` is not Hydra syntax).
+VERBATIM_KEYS = ("scaffold=",)
+
+
+def _quoted_string(override: str) -> str:
+    """``key=value`` with the value quoted for Hydra's grammar (unless already quoted)."""
+    key, value = override.split("=", 1)
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return override
+    escaped = value.replace("'", "\\'")  # Hydra: a backslash is literal unless before a quote
+    return f"{key}='{escaped}'"
 
 
 def compose(overrides: list[str]) -> Any:
@@ -93,6 +104,7 @@ def compose(overrides: list[str]) -> Any:
     register()
     # target.<property>=<value> names a key of an open mapping: Hydra adds it with "+".
     overrides = [f"+{o}" if o.startswith(OPEN_MAPPINGS) else o for o in overrides]
+    overrides = [_quoted_string(o) if o.startswith(VERBATIM_KEYS) else o for o in overrides]
     values = [o for o in overrides if _override_key(o) not in CONFIG_GROUPS and "=" in o]
     try:
         with initialize_config_dir(_config_dir(), version_base=None):

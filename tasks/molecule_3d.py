@@ -64,6 +64,13 @@ class Molecule3DTask(MoleculeGraphTask):
 
     def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)
+        if self._scaffold is not None:
+            from sci_diffusion.chem.scaffold import ScaffoldError
+
+            raise ScaffoldError(
+                f"scaffold=: scaffold-constrained sampling is implemented for the graph tasks "
+                f"(qm9_graph, moses_graph), not for {cfg.task.name}; drop scaffold="
+            )
         d = cfg.task.diffusion
         self.position_schedule = make_schedule(d.position_schedule)
         self.with_bonds = bool(cfg.task.get("bonds", True))

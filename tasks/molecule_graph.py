@@ -95,6 +95,12 @@ class MoleculeGraphTask(Task):
             cfg.get("target"), predictor_names
         )
         self._baseline_smiles: list[str] | None = None
+        #: the fragment every sample keeps (``scaffold=``), parsed now: a bad one fails early.
+        self._scaffold: Any = None
+        if cfg.get("scaffold"):
+            from .scaffold_sampling import scaffold_for_task
+
+            self._scaffold = scaffold_for_task(self, str(cfg.scaffold))
 
     # -- data ----------------------------------------------------------------------------
     @property
@@ -269,6 +275,12 @@ class MoleculeGraphTask(Task):
         device: torch.device,
         counts: Tensor | None = None,
     ) -> dict[str, Tensor]:
+        if self._scaffold is not None:
+            from .scaffold_sampling import sample_with_scaffold
+
+            resample = int(self.cfg.task.eval.get("scaffold_resample", 3))
+            return sample_with_scaffold(self, denoise, self._scaffold, n, generator, device,
+                                        resample=resample)  # fmt: skip
         space = self.space()
         mask, pair = self.sample_masks(n, generator, device, counts)
         masks = {"atoms": mask, "charges": mask, EDGE_KEY: pair}
@@ -284,7 +296,45 @@ class MoleculeGraphTask(Task):
 
     def score(self, samples: dict[str, Tensor], out_dir: Path) -> dict[str, Any]:
         mols, inputs = self.molecules(self.take_baseline(samples))
-        return self.screen(mols, inputs, out_dir)
+        inputs = self.require_scaffold(mols, inputs)
+        return self.screen(mols, inputs, out_dir, self.scaffold_metrics(inputs))
+
+    def scaffold_metrics(self, inputs: list[Any]) -> dict[str, Any]:
+        """``{"scaffold": ...}`` for ``metrics.json`` with ``scaffold=`` (else empty)."""
+        if self._scaffold is None:
+            return {}
+        missing = sum("does not contain the scaffold" in str(getattr(i, "reason", ""))
+                      for i in inputs)  # fmt: skip
+        return {"scaffold": {
+            "fragment": self._scaffold.text, "smiles": self._scaffold.smiles,
+            "atoms": self._scaffold.num_atoms, "method": "inpainting (categorical forward "
+            "process) with RePaint resampling",
+            "resample": int(self.cfg.task.eval.get("scaffold_resample", 3)),
+            "n_sanitized_without_scaffold": int(missing),
+        }}  # fmt: skip
+
+    def require_scaffold(self, mols: list[Any], inputs: list[Any]) -> list[Any]:
+        """With ``scaffold=``: a molecule that sanitizes but does not contain the fragment as
+        RDKit sees it (a fused ring perceived aromatic changes the fixed bonds' type) becomes
+        a construction failure saying so, so every candidate contains it."""
+        if self._scaffold is None:
+            return inputs
+        from rdkit import Chem
+
+        from sci_diffusion.chem.gate import NotConstructed
+        from sci_diffusion.chem.sanitize import sanitize
+        from sci_diffusion.chem.scaffold import contains_scaffold
+
+        out = list(inputs)
+        for i, mol in enumerate(mols):
+            if mol is None or contains_scaffold(mol, self._scaffold):
+                continue
+            if sanitize(Chem.Mol(mol))[0] is None:  # sanitizes, yet the fragment is not found
+                out[i] = NotConstructed(
+                    f"does not contain the scaffold {self._scaffold.smiles} as RDKit perceives "
+                    "it (fixed atoms and bonds are exact; aromaticity of a fused ring differs)"
+                )
+        return out
 
     def take_baseline(self, samples: dict[str, Tensor]) -> dict[str, Tensor]:
         """The guided samples without their ``baseline_*`` part, whose candidates' SMILES are

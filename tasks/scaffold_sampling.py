@@ -23,6 +23,8 @@ from sci_diffusion.chem.scaffold import Scaffold, ScaffoldError, parse_scaffold
 from sci_diffusion.core.guidance import Inpainting
 from sci_diffusion.core.sampler_config import run_sampler, start_time
 
+from .graph_keys import EDGE_KEY
+
 __all__ = [
     "sample_with_scaffold",
     "scaffold_count_weights",
@@ -30,8 +32,6 @@ __all__ = [
     "scaffold_for_task",
     "scaffold_known",
 ]
-
-EDGE_KEY = "bonds"
 
 
 def scaffold_for_task(task: Any, fragment: str | Scaffold) -> Scaffold:
