@@ -211,7 +211,9 @@ def run_export(o: schema.ExportOptions) -> int:
     run_dir = Path(str(o.run))
     dest = export_embedded(run_dir, Path(o.out) if o.out else None, task=o.task, force=o.force)
     size, newest = checkpoint_bytes(dest), list_checkpoints(run_dir / CHECKPOINT_DIR)[-1]
-    hint = "" if o.out else f"; try: sci-diffusion sample task={dest.name} n=100 out=<dir>"
+    from sci_diffusion.train.embedded import sample_command
+
+    hint = "" if o.out else f"; try: {sample_command(dest)}"
     print(f"exported {newest} -> {dest} ({size / 2**20:.2f} MiB, was "
           f"{newest.stat().st_size / 2**20:.2f} MiB){hint}")  # fmt: skip
     return 0

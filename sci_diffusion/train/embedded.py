@@ -143,10 +143,19 @@ def _source_checkpoint(run_dir: Path) -> Path:
     return path
 
 
-def _card_header(task: str, run_dir: Path, source: Path, step: int, date: str) -> str:
+def sample_command(dest: Path) -> str:
+    """How to sample the embedded default in ``dest`` (a conditional one takes targets)."""
+    if dest.name.endswith(CONDITIONAL_SUFFIX):
+        task = dest.name.removesuffix(CONDITIONAL_SUFFIX)
+        return f"sci-diffusion sample task={task} target.<property>=<value> n=100 out=<dir>"
+    return f"sci-diffusion sample task={dest.name} n=100 out=<dir>"
+
+
+def _card_header(task: str, run_dir: Path, source: Path, step: int, date: str,
+                 dest: Path) -> str:  # fmt: skip
     return (
         f"> **Embedded default checkpoint** of sci_diffusion for task `{task}` "
-        f"(`sci-diffusion sample task={task} n=100 out=<dir>`).\n"
+        f"(`{sample_command(dest)}`).\n"
         f"> Exported on {date} by `sci-diffusion export` from run `{run_dir.as_posix()}`, "
         f"checkpoint `{source.name}` (step {step}): EMA weights only, float32; no optimizer "
         "or RNG state (it cannot be resumed). The card below is the run's own.\n\n"
@@ -218,7 +227,8 @@ def export_embedded(
         load_checkpoint(written)  # the copy verifies before it goes into place
         text = OmegaConf.to_yaml(OmegaConf.create(config), resolve=True)
         (tmp / CONFIG_FILE).write_text(text)
-        (tmp / CARD_FILE).write_text(_card_header(run_task, run_dir, source, step, date) + card)
+        header = _card_header(run_task, run_dir, source, step, date, dest)
+        (tmp / CARD_FILE).write_text(header + card)
         if dest.exists():  # force=True (checked above)
             old = Path(tempfile.mkdtemp(prefix=f".old-{dest.name}.", dir=dest.parent))
             os.replace(dest, old / dest.name)
