@@ -163,7 +163,7 @@ GUIDANCE_METHODS = ("cfg", "predictor")
 class GuidanceConfig(Schema):
     """``guidance.*``: how ``sample target.<property>=<value>`` steers a conditional model."""
 
-    scale: float = opt(2.0, "guidance weight (cfg: 0 unconditional, 1 conditional, > 1 "
+    scale: float = opt(1.0, "guidance weight (cfg: 0 unconditional, 1 conditional, > 1 "
                        "stronger; predictor: the gradient tilt's weight)", min=0.0)  # fmt: skip
     method: str = opt("cfg", "cfg (classifier-free: a conditional checkpoint) or predictor "
                       "(classifier guidance by guidance.predictor)",
