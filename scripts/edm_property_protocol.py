@@ -26,51 +26,18 @@ from pathlib import Path
 
 import torch
 
-HALF = 50_000
-
-
-def _full_task(name: str = "qm9_graph") -> object:
-    from sci_diffusion.config import compose
-    from sci_diffusion.tasks import build_task
-
-    cfg, _ = compose([f"task={name}"])
-    return build_task(cfg)
-
-
-def _labels(task: object, split: str, names: tuple[str, ...]) -> torch.Tensor:
-    from sci_diffusion.chem.conditioning import property_table
-
-    data = task.data() if split == "train" else task.dataset.graphs(split)
-    return torch.from_numpy(property_table("qm9", split, data.source_index.numpy(), names)).float()
+from sci_diffusion.config import compose
+from sci_diffusion.tasks import build_task
+from sci_diffusion.tasks.property_predictor import HALF, split_labels
 
 
 def stage_predictor(args: argparse.Namespace) -> dict:
-    from sci_diffusion.tasks.property_predictor import (
-        predict_graphs,
-        save_predictor,
-        train_property_predictor,
-    )
+    from sci_diffusion.tasks.property_predictor import fit_half_b_predictor, save_predictor
 
-    names = tuple(args.properties)
-    task = _full_task()
-    values = _labels(task, "train", names)
-    rows = torch.arange(HALF, len(task.data()))
-    start = time.process_time()
-    net = train_property_predictor(task, rows, values[rows], names, steps=args.steps,
-                                   batch_size=args.batch_size,
-                                   clean_fraction=args.clean_fraction)  # fmt: skip
-    cpu_s = time.process_time() - start
-    test = task.dataset.graphs("test")
-    test_values = _labels(task, "test", names)
-    samples = {"atoms": test.atom_types, "charges": test.charges, "bonds": test.bonds,
-               "node_mask": test.node_mask}  # fmt: skip
-    pred = predict_graphs(net, task, samples)
-    mae = (pred - test_values).abs().mean(0)
-    result = {"names": list(names), "train_rows": [HALF, len(task.data())], "steps": args.steps,
-              "batch_size": args.batch_size, "clean_fraction": args.clean_fraction,
-              "train_cpu_s": round(cpu_s, 1),
-              "test_n": len(test),
-              "test_mae": dict(zip(names, mae.tolist(), strict=True))}  # fmt: skip
+    task = build_task(compose(["task=qm9_graph"])[0])
+    net, result = fit_half_b_predictor(task, tuple(args.properties), steps=args.steps,
+                                       batch_size=args.batch_size,
+                                       clean_fraction=args.clean_fraction)  # fmt: skip
     path = save_predictor(net, args.out / "predictor.safetensors", result)
     print(f"predictor written to {path}")
     return result
@@ -89,8 +56,8 @@ def stage_evaluate(args: argparse.Namespace) -> dict:
         raise SystemExit(f"{args.run} was not trained on half A (task.data.limit={HALF})")
     task.cfg.sampler.steps = args.steps
     cond_names = task.condition.names
-    full = _full_task()
-    values = _labels(full, "train", names)
+    full = build_task(compose(["task=qm9_graph"])[0])
+    values = split_labels(full, "train", names)
     counts_all = full.data().node_mask.sum(1)
     half_a, half_b = torch.arange(HALF), torch.arange(HALF, len(full.data()))
     g = torch.Generator().manual_seed(args.seed)

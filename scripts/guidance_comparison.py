@@ -34,55 +34,20 @@ from typing import Any
 
 import torch
 
-HALF = 50_000
+from sci_diffusion.config import compose
+from sci_diffusion.tasks import build_task
 
 
 def _say(message: str) -> None:
     print(f"[guidance_comparison] {message}", file=sys.stderr, flush=True)
 
 
-def _full_task(name: str = "qm9_graph") -> Any:
-    from sci_diffusion.config import compose
-    from sci_diffusion.tasks import build_task
-
-    cfg, _ = compose([f"task={name}"])
-    return build_task(cfg)
-
-
-def _labels(task: Any, split: str, names: tuple[str, ...]) -> torch.Tensor:
-    from sci_diffusion.chem.conditioning import property_table
-
-    data = task.data() if split == "train" else task.dataset.graphs(split)
-    return torch.from_numpy(property_table("qm9", split, data.source_index.numpy(), names)).float()
-
-
 def stage_predictor(args: argparse.Namespace) -> dict[str, Any]:
-    from sci_diffusion.tasks.property_predictor import (
-        predict_graphs,
-        save_predictor,
-        train_property_predictor,
-    )
+    from sci_diffusion.tasks.property_predictor import fit_half_b_predictor, save_predictor
 
-    names = tuple(args.properties)
-    task = _full_task()
-    values = _labels(task, "train", names)
-    rows = torch.arange(HALF, len(task.data()))
-    start = time.process_time()
-    net = train_property_predictor(task, rows, values[rows], names, steps=args.steps,
-                                   batch_size=args.batch_size, seed=args.seed)  # fmt: skip
-    cpu_s = time.process_time() - start
-    test = task.dataset.graphs("test")
-    test_values = _labels(task, "test", names)
-    samples = {"atoms": test.atom_types, "charges": test.charges, "bonds": test.bonds,
-               "node_mask": test.node_mask}  # fmt: skip
-    pred = predict_graphs(net, task, samples)
-    mae = (pred - test_values).abs().mean(0)
-    baseline = (test_values - values[rows].mean(0)).abs().mean(0)
-    result = {"names": list(names), "train_rows": [HALF, len(task.data())], "steps": args.steps,
-              "batch_size": args.batch_size, "seed": args.seed, "train_cpu_s": round(cpu_s, 1),
-              "test_n": len(test), "test_mae": dict(zip(names, mae.tolist(), strict=True)),
-              "test_mae_of_train_mean": dict(zip(names, baseline.tolist(),
-                                                 strict=True))}  # fmt: skip
+    task = build_task(compose(["task=qm9_graph"])[0])
+    net, result = fit_half_b_predictor(task, tuple(args.properties), steps=args.steps,
+                                       batch_size=args.batch_size, seed=args.seed)  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     path = save_predictor(net, args.out, result)
     _say(f"predictor written to {path}")
