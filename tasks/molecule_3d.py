@@ -153,7 +153,9 @@ class Molecule3DTask(MoleculeGraphTask):
             width = 3 if key == POS_KEY else space[key].num_classes
             x[key] = space[key].prior((n, *m.shape[1:], width), m, generator=generator,
                                       device=device)  # fmt: skip
-        out = run_sampler(denoise, space, x, self.cfg.sampler, generator, mask=masks)
+        with self.sampling_progress(n) as bar:
+            out = run_sampler(denoise, space, x, self.cfg.sampler, generator, mask=masks,
+                              callback=lambda _: bar.update(1))  # fmt: skip
         samples = {k: out[k].argmax(-1).cpu() for k in masks if k != POS_KEY}
         if not self.with_bonds:
             samples[EDGE_KEY] = torch.zeros(pair.shape, dtype=torch.long)

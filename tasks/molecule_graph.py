@@ -27,7 +27,7 @@ from sci_diffusion.core import (
     make_schedule,
 )
 from sci_diffusion.core.sampler_config import describe_sampler, run_sampler
-from sci_diffusion.io.progress import progress
+from sci_diffusion.io.progress import Progress, progress
 
 from .base import Batch, DataInfo, Task
 from .graph_keys import EDGE_KEY, NODE_KEYS
@@ -286,7 +286,9 @@ class MoleculeGraphTask(Task):
         masks = {"atoms": mask, "charges": mask, EDGE_KEY: pair}
         x = {k: space[k].prior((n, *m.shape[1:], space[k].num_classes), m, generator=generator,
                                device=device) for k, m in masks.items()}  # fmt: skip
-        out = run_sampler(denoise, space, x, self.cfg.sampler, generator, mask=masks)
+        with self.sampling_progress(n) as bar:
+            out = run_sampler(denoise, space, x, self.cfg.sampler, generator, mask=masks,
+                              callback=lambda _: bar.update(1))  # fmt: skip
         return {
             "atoms": out["atoms"].argmax(-1).cpu(),
             "charges": out["charges"].argmax(-1).cpu(),
@@ -352,6 +354,13 @@ class MoleculeGraphTask(Task):
         records = run_gate(inputs, self.gate_config(), training_smiles=self.training_smiles(),
                            processes=None, progress=True)  # fmt: skip
         return [r.canonical_smiles for r in records if r.passed]
+
+    def sampling_progress(self, n: int) -> Progress:
+        """A progress display of the sampler's steps (sampling a large set takes minutes)."""
+        from sci_diffusion.core.sampler_config import sampler_settings
+
+        steps = sampler_settings(self.cfg.sampler)[1]
+        return Progress(steps, f"sampling {n} {self.cfg.task.name} molecules", unit="steps")
 
     def conditioning_report(self, records: list[Any]) -> tuple[dict[str, Any], dict[str, str]]:
         """``conditioning`` metrics and ``candidates_conditioning.csv`` (per candidate: its
