@@ -42,7 +42,6 @@ from sci_diffusion.core import (
     ProductSpace,
     make_schedule,
 )
-from sci_diffusion.core.sampler_config import run_sampler
 from sci_diffusion.io.progress import progress
 
 from .base import Batch, DataInfo
@@ -133,32 +132,22 @@ class Molecule3DTask(MoleculeGraphTask):
         return self.conditioned_batch(x0, masks, index, generator)
 
     # -- sampling and evaluation ----------------------------------------------------------
-    def _sample_graphs(
-        self,
-        denoise: Any,
-        n: int,
-        generator: torch.Generator,
-        device: torch.device,
-        counts: Tensor | None = None,
-    ) -> dict[str, Tensor]:
-        """``n`` molecules: ``pos`` (n, N, 3), class indices, ``node_mask`` (CPU tensors);
-        :meth:`generate` (the graph task's) adds guidance towards ``target.*``."""
-        space = self.space()
-        mask, pair = self.sample_masks(n, generator, device, counts)
+    def state_masks(self, mask: Tensor, pair: Tensor) -> dict[str, Tensor]:
+        """Positions and node types on the node mask; bonds (if modelled) on the pairs."""
         masks = {POS_KEY: mask, "atoms": mask, "charges": mask}
         if self.with_bonds:
             masks[EDGE_KEY] = pair
-        x = {}
-        for key, m in masks.items():
-            width = 3 if key == POS_KEY else space[key].num_classes
-            x[key] = space[key].prior((n, *m.shape[1:], width), m, generator=generator,
-                                      device=device)  # fmt: skip
-        with self.sampling_progress(n) as bar:
-            out = run_sampler(denoise, space, x, self.cfg.sampler, generator, mask=masks,
-                              callback=lambda _: bar.update(1))  # fmt: skip
-        samples = {k: out[k].argmax(-1).cpu() for k in masks if k != POS_KEY}
-        if not self.with_bonds:
-            samples[EDGE_KEY] = torch.zeros(pair.shape, dtype=torch.long)
+        return masks
+
+    def feature_width(self, key: str) -> int:
+        return 3 if key == POS_KEY else super().feature_width(key)
+
+    def samples_from_state(self, out: dict[str, Tensor], mask: Tensor,
+                           pair: Tensor) -> dict[str, Tensor]:  # fmt: skip
+        """``pos`` (n, N, 3), class indices (bonds all zero when not modelled), node mask."""
+        samples = {k: out[k].argmax(-1).cpu() for k in NODE_KEYS}
+        samples[EDGE_KEY] = (out[EDGE_KEY].argmax(-1).cpu() if self.with_bonds
+                             else torch.zeros(pair.shape, dtype=torch.long))  # fmt: skip
         samples[POS_KEY] = out[POS_KEY].float().cpu()
         samples["node_mask"] = mask.cpu()
         return samples

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.functional import one_hot
 
+from sci_diffusion.chem.metrics import whole_molecule_smiles
 from sci_diffusion.core import (
     CategoricalSpace,
     Denoiser,
@@ -32,21 +33,6 @@ from sci_diffusion.io.progress import Progress, progress
 from .base import Batch, DataInfo, Task
 from .graph_keys import EDGE_KEY, NODE_KEYS
 from .property_conditioning import PropertyConditioning, conditioning_figures
-
-
-def whole_molecule_smiles(mols: list[Any]) -> list[str | None]:
-    """Canonical SMILES of each sanitized molecule, all fragments kept (None: it does not
-    sanitize) — what a benchmark that reads generated SMILES (MOSES) is given."""
-    from rdkit import Chem
-
-    from sci_diffusion.chem.sanitize import sanitize
-
-    out: list[str | None] = []
-    for mol in mols:
-        copy = Chem.Mol(mol) if mol is not None else None
-        failed = copy is None or sanitize(copy)[0] is not None
-        out.append(None if failed else Chem.MolToSmiles(copy) or None)
-    return out
 
 
 def _load_guidance_predictor(path: Any) -> Any:
@@ -283,30 +269,39 @@ class MoleculeGraphTask(Task):
                                         resample=resample)  # fmt: skip
         space = self.space()
         mask, pair = self.sample_masks(n, generator, device, counts)
-        masks = {"atoms": mask, "charges": mask, EDGE_KEY: pair}
-        x = {k: space[k].prior((n, *m.shape[1:], space[k].num_classes), m, generator=generator,
+        masks = self.state_masks(mask, pair)
+        x = {k: space[k].prior((n, *m.shape[1:], self.feature_width(k)), m, generator=generator,
                                device=device) for k, m in masks.items()}  # fmt: skip
         with self.sampling_progress(n) as bar:
             out = run_sampler(denoise, space, x, self.cfg.sampler, generator, mask=masks,
                               callback=lambda _: bar.update(1))  # fmt: skip
-        return {
-            "atoms": out["atoms"].argmax(-1).cpu(),
-            "charges": out["charges"].argmax(-1).cpu(),
-            EDGE_KEY: out[EDGE_KEY].argmax(-1).cpu(),
-            "node_mask": mask.cpu(),
-        }
+        return self.samples_from_state(out, mask, pair)
+
+    def state_masks(self, mask: Tensor, pair: Tensor) -> dict[str, Tensor]:
+        """The mask of every state component from the node (n, N) and pair (n, N, N) masks."""
+        return {"atoms": mask, "charges": mask, EDGE_KEY: pair}
+
+    def feature_width(self, key: str) -> int:
+        """The last dimension of state component ``key`` (its class count)."""
+        return self.space()[key].num_classes
+
+    def samples_from_state(self, out: dict[str, Tensor], mask: Tensor,
+                           pair: Tensor) -> dict[str, Tensor]:  # fmt: skip
+        """A sampler's final state as CPU samples: class indices and the node mask."""
+        samples = {k: out[k].argmax(-1).cpu() for k in (*NODE_KEYS, EDGE_KEY)}
+        samples["node_mask"] = mask.cpu()
+        return samples
 
     def score(self, samples: dict[str, Tensor], out_dir: Path) -> dict[str, Any]:
         mols, inputs = self.molecules(self.take_baseline(samples))
-        inputs = self.require_scaffold(mols, inputs)
-        return self.screen(mols, inputs, out_dir, self.scaffold_metrics(inputs))
+        inputs, missing = self.require_scaffold(mols, inputs)
+        return self.screen(mols, inputs, out_dir, self.scaffold_metrics(missing))
 
-    def scaffold_metrics(self, inputs: list[Any]) -> dict[str, Any]:
-        """``{"scaffold": ...}`` for ``metrics.json`` with ``scaffold=`` (else empty)."""
+    def scaffold_metrics(self, missing: int) -> dict[str, Any]:
+        """``{"scaffold": ...}`` for ``metrics.json`` with ``scaffold=`` (else empty);
+        ``missing``: sanitized molecules rejected for lacking the fragment."""
         if self._scaffold is None:
             return {}
-        missing = sum("does not contain the scaffold" in str(getattr(i, "reason", ""))
-                      for i in inputs)  # fmt: skip
         return {"scaffold": {
             "fragment": self._scaffold.text, "smiles": self._scaffold.smiles,
             "atoms": self._scaffold.num_atoms, "method": "inpainting (categorical forward "
@@ -315,28 +310,31 @@ class MoleculeGraphTask(Task):
             "n_sanitized_without_scaffold": int(missing),
         }}  # fmt: skip
 
-    def require_scaffold(self, mols: list[Any], inputs: list[Any]) -> list[Any]:
+    def require_scaffold(self, mols: list[Any], inputs: list[Any]) -> tuple[list[Any], int]:
         """With ``scaffold=``: a molecule that sanitizes but does not contain the fragment as
         RDKit sees it (a fused ring perceived aromatic changes the fixed bonds' type) becomes
-        a construction failure saying so, so every candidate contains it."""
+        a construction failure saying so, so every candidate contains it. Returns the gate's
+        inputs and how many were turned away so."""
         if self._scaffold is None:
-            return inputs
+            return inputs, 0
         from rdkit import Chem
 
         from sci_diffusion.chem.gate import NotConstructed
         from sci_diffusion.chem.sanitize import sanitize
         from sci_diffusion.chem.scaffold import contains_scaffold
 
-        out = list(inputs)
+        out, missing = list(inputs), 0
         for i, mol in enumerate(mols):
             if mol is None or contains_scaffold(mol, self._scaffold):
                 continue
-            if sanitize(Chem.Mol(mol))[0] is None:  # sanitizes, yet the fragment is not found
-                out[i] = NotConstructed(
-                    f"does not contain the scaffold {self._scaffold.smiles} as RDKit perceives "
-                    "it (fixed atoms and bonds are exact; aromaticity of a fused ring differs)"
-                )
-        return out
+            if sanitize(Chem.Mol(mol))[0] is not None:
+                continue  # does not sanitize: the gate's own sanitization check reports it
+            out[i] = NotConstructed(
+                f"does not contain the scaffold {self._scaffold.smiles} as RDKit perceives "
+                "it (fixed atoms and bonds are exact; aromaticity of a fused ring differs)"
+            )
+            missing += 1
+        return out, missing
 
     def take_baseline(self, samples: dict[str, Tensor]) -> dict[str, Tensor]:
         """The guided samples without their ``baseline_*`` part, whose candidates' SMILES are

@@ -119,6 +119,17 @@ def _both_validities(mol: Chem.Mol | None, isomeric: bool) -> tuple[str | None, 
     return literature, literature if connected else None
 
 
+def whole_molecule_smiles(mols: Sequence[Chem.Mol | None]) -> list[str | None]:
+    """Canonical SMILES of each molecule that sanitizes, all fragments kept (None: it does not
+    sanitize, or is empty) — what a benchmark that reads generated SMILES (MOSES) is given.
+    The molecules are not modified."""
+    out: list[str | None] = []
+    for mol in mols:
+        copy = _sanitized_copy(mol)
+        out.append(None if copy is None else Chem.MolToSmiles(copy) or None)
+    return out
+
+
 def literature_valid_smiles(mol: Chem.Mol | None, *, isomeric: bool = False) -> str | None:
     """EDM/DiGress validity of one molecule: the SMILES of its largest fragment, or None.
 
