@@ -419,6 +419,20 @@ def key_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     return picked
 
 
+def _tagged_record(child: ChildResult, scan_chars: int) -> dict[str, Any]:
+    """A child's record: rc, wall time, the last ``RATE_TAG`` JSON line of its output (in the
+    last ``scan_chars`` characters) merged in, status, and its output's tail unless ok."""
+    record: dict[str, Any] = {"rc": child.rc, "process_wall_s": round(child.wall_s, 2)}
+    found = [line for line in child.tail(scan_chars).splitlines() if line.startswith(RATE_TAG)]
+    if found:
+        record.update(json.loads(found[-1][len(RATE_TAG) :]))
+    record["status"] = "ok" if child.ok and found else (
+        "timeout" if child.rc is None else "failed")  # fmt: skip
+    if record["status"] != "ok":
+        record["tail"] = child.tail()
+    return record
+
+
 def rate_part(
     ctx: Context, name: str, run_dir: str, batches: Sequence[int], deadline: float,
     episodes: int = 0, cpu: bool = True,
@@ -434,14 +448,7 @@ def rate_part(
     say(f"{name}: sampling rates on {ctx.device}" + (" and cpu" if cpu else "") +
         f", batches {list(batches)} (part budget {left:.0f} s)")  # fmt: skip
     child = run_child(cmd, ctx.child_env("device"), left, ctx.runs / f"{name}.log")
-    record: dict[str, Any] = {"rc": child.rc, "process_wall_s": round(child.wall_s, 2)}
-    found = [line for line in child.tail(200_000).splitlines() if line.startswith(RATE_TAG)]
-    if found:
-        record.update(json.loads(found[-1][len(RATE_TAG) :]))
-    record["status"] = "ok" if child.ok and found else (
-        "timeout" if child.rc is None else "failed")  # fmt: skip
-    if record["status"] != "ok":
-        record["tail"] = child.tail()
+    record = _tagged_record(child, scan_chars=200_000)
     for where in ("device", "cpu"):
         for row in record.get(where, []):
             say(f"{name}: {where} batch {row['n']}: {fmt(row['per_s'])} {row['unit']}/s at "
@@ -462,14 +469,7 @@ def data_part(
     cmd = [sys.executable, str(Path(__file__).resolve()), "_data", f"task={task}", *overrides]
     say(f"{name}: build {task}'s data {' '.join(overrides)} (part budget {left:.0f} s)")
     child = run_child(cmd, ctx.child_env("cpu"), left, ctx.runs / f"{name}.log")
-    record: dict[str, Any] = {"rc": child.rc, "process_wall_s": round(child.wall_s, 2)}
-    found = [line for line in child.tail(20_000).splitlines() if line.startswith(RATE_TAG)]
-    if found:
-        record.update(json.loads(found[-1][len(RATE_TAG) :]))
-    record["status"] = "ok" if child.ok and found else (
-        "timeout" if child.rc is None else "failed")  # fmt: skip
-    if record["status"] != "ok":
-        record["tail"] = child.tail()
+    record = _tagged_record(child, scan_chars=20_000)
     say(f"{name}: {record['status']} {child.wall_s:.1f} s, {record.get('examples')} examples "
         f"in {fmt(record.get('seconds'))} s")  # fmt: skip
     return record
