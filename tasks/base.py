@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,7 +79,9 @@ class Task(ABC):
         ``heun_10_t0.9``), so the two evaluations of one checkpoint never share a folder.
         Sampler options are not (each sampler config sets its own defaults, e.g. DDIM's eta).
         A time spacing other than linear and polishing are (``"ddpm, 100 steps, cubic,
-        polish 40"``, folder ``ddpm_100_cubic_polish_40``)."""
+        polish 40"``, folder ``ddpm_100_cubic_polish_40``), and so are property targets with the
+        guidance method and scale, and a scaffold (by a hash of its string), so guided and
+        scaffold evaluations never overwrite the plain one."""
         from sci_diffusion.core.polish import polish_settings
         from sci_diffusion.core.sampler_config import sampler_settings, start_time
         from sci_diffusion.core.time_spacing import time_spacing
@@ -95,7 +98,11 @@ class Task(ABC):
         targets = dict(self.cfg.get("target") or {})
         if targets:
             label += ", target " + " ".join(f"{k}={v:g}" for k, v in targets.items())
-            label += f", cfg {float(self.cfg.guidance.scale):g}"
+            method = str(self.cfg.guidance.get("method", "cfg"))
+            label += f", {method} {float(self.cfg.guidance.scale):g}"
+        if self.cfg.get("scaffold"):  # hashed: a SMILES may hold "/" and brackets
+            digest = hashlib.sha256(str(self.cfg.scaffold).encode()).hexdigest()[:8]
+            label += f", scaffold {digest}"
         return label
 
     def card_sections(self) -> dict[str, dict[str, Any]]:

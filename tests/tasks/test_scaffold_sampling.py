@@ -94,3 +94,20 @@ def test_sample_command_keeps_the_scaffold_in_every_candidate(tmp_path, capsys):
     assert "vocabulary" in capsys.readouterr().err and not bad.exists()
     assert main(["sample", "task=qm9_3d", "scaffold=C1CC1", "n=4", f"out={bad}"]) == 2
     assert not bad.exists()
+
+
+def test_guided_and_scaffold_evaluations_get_their_own_label_and_folder():
+    """A guided or scaffold evaluation of a run must not overwrite the plain one's folder or
+    model-card entry; a SMILES's "/" must not reach the folder name."""
+    from sci_diffusion.config import compose
+    from sci_diffusion.tasks import build_task
+    from sci_diffusion.train.evaluate import evaluation_folder
+
+    def label(*overrides: str) -> str:
+        cfg, _ = compose(["task=qm9_graph", "task.data.limit=200", *overrides])
+        return build_task(cfg).evaluation_label()
+
+    plain = label()
+    scaffold = label("scaffold=F/C=C/c1ccccc1")
+    assert len({plain, scaffold, label("scaffold=c1ccccc1")}) == 3
+    assert "/" not in evaluation_folder(scaffold)
