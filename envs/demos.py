@@ -247,6 +247,7 @@ def collect_demos(
     progress: bool = True,
     action_noise: float = 0.0,
     images: bool = False,
+    pixels: Any = None,
 ) -> dict:
     """Roll the scripted expert of ``task`` for ``episodes`` episodes (reset seeds ``seed``,
     ``seed + 1``, ...) and write ``out_dir/demos.hdf5`` + ``out_dir/meta.json``.
@@ -256,7 +257,10 @@ def collect_demos(
     ``action_noise`` > 0 perturbs the executed actions and keeps the clean expert labels (see
     :func:`rollout`); ``meta.json`` records it. ``images=True`` stores every episode's rendered
     frames (camera ``render``, the env's ``rgb_array``; one frame per observation) in
-    ``demos.hdf5`` (see the module docstring).
+    ``demos.hdf5`` (see the module docstring). ``pixels`` (a
+    :class:`~sci_diffusion.envs.pixels.PixelSpec`) instead stores the frames of its cameras,
+    rendered with the software-rendering settings at its size, one per observation
+    (``images/<camera>``; what ``task.obs=pixels`` trains on).
     Returns the meta dictionary written to ``meta.json``.
     """
     from sci_diffusion.envs.registry import DEFAULT_METAWORLD_ENV, get_task
@@ -275,7 +279,9 @@ def collect_demos(
     out_dir = Path(out_dir)
     start = time.perf_counter()
     filmed = episodes if images else render
-    env = spec.make_env(seed, render_mode="rgb_array" if filmed else None, env_name=env_name)
+    from sci_diffusion.envs.pixels import make_env
+
+    env = make_env(task, seed, env_name, "rgb_array" if filmed else None, pixels)
     try:
         actor = ExpertActor.for_task(spec, env_name=env_name)
         played = play_episodes(spec, actor, range(seed, seed + episodes), envs=[env],

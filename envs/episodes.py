@@ -35,6 +35,9 @@ import numpy as np
 from sci_diffusion.io.errors import UserInputError
 from sci_diffusion.io.progress import Progress
 
+STATE_KEY = "state"
+"""Key of the state vector in a dict observation (:mod:`sci_diffusion.envs.pixels`)."""
+
 __all__ = [
     "NOISE_SALT",
     "Actor",
@@ -42,7 +45,9 @@ __all__ = [
     "ExpertActor",
     "FunctionActor",
     "check_action_noise",
+    "observation_copy",
     "play_episodes",
+    "state_of",
 ]
 
 NOISE_SALT = 0xDA27
@@ -76,11 +81,19 @@ class Episode:
 
     def record(self) -> dict[str, Any]:
         """The recorded arrays as a demonstration record: ``obs`` (T+1, D) float32,
-        ``actions`` (T, A) float32, ``rewards`` (T,) float32, ``success``, ``seed``."""
+        ``actions`` (T, A) float32, ``rewards`` (T,) float32, ``success``, ``seed``; with
+        dict observations (:mod:`sci_diffusion.envs.pixels`) also ``images``
+        ``{camera: uint8 (T+1, H, W, 3)}``, ``obs`` then being their ``"state"`` rows."""
         if self.obs is None or self.actions is None or self.rewards is None:
             raise ValueError("the episode was not recorded (play_episodes(record=True))")
+        images: dict[str, np.ndarray] = {}
+        states = self.obs
+        if self.obs and isinstance(self.obs[0], dict):
+            states = [o[STATE_KEY] for o in self.obs]
+            images = {k: np.stack([o[k] for o in self.obs]) for k in self.obs[0] if k != STATE_KEY}
         return {
-            "obs": np.stack(self.obs),
+            **({"images": images} if images else {}),
+            "obs": np.stack(states),
             "actions": np.stack(self.actions).astype(np.float32),
             "rewards": np.asarray(self.rewards, dtype=np.float32),
             "success": bool(self.success),
@@ -123,10 +136,11 @@ class ExpertActor(Actor):
         return cls([task.make_expert(env_name=env_name) for _ in range(n_envs)], check)
 
     def reset(self, slot: int, seed: int, obs: Any) -> None:
-        self.experts[slot].reset(seed)
+        self.experts[slot].reset(seed)  # experts act on the state (never on the frames)
 
     def act(self, step: int, slots: list[int], obs: list[Any], envs: list[Any]) -> np.ndarray:
-        actions = [self.experts[k].act(o, env) for k, o, env in zip(slots, obs, envs, strict=True)]
+        actions = [self.experts[k].act(state_of(o), env)
+                   for k, o, env in zip(slots, obs, envs, strict=True)]  # fmt: skip
         if self.check:
             for action, env in zip(actions, envs, strict=True):
                 _check_expert_action(action, env.action_space)
@@ -260,7 +274,7 @@ def _play_batch(
         obs.append(o)
         noise.append(_Noise(env, ep.seed, action_noise) if action_noise > 0 else None)
         if ep.obs is not None:
-            ep.obs.append(np.asarray(o, dtype=np.float32))
+            ep.obs.append(observation_copy(o))
         if ep.frames is not None:
             ep.frames.append(env.render())
     running = list(range(len(episodes)))
@@ -280,7 +294,7 @@ def _play_batch(
             ep.episode_return += float(reward)
             ep.length += 1
             if ep.obs is not None:
-                ep.obs.append(np.asarray(obs[k], dtype=np.float32))
+                ep.obs.append(observation_copy(obs[k]))
                 ep.actions.append(action)
                 ep.rewards.append(float(reward))
             if ep.frames is not None:
@@ -293,6 +307,20 @@ def _play_batch(
         bar.update(len(finished))
         running = [k for k in running if k not in finished]
     bar.update(len(running))  # none left unless max_steps < 1
+
+
+def state_of(obs: Any) -> Any:
+    """The state vector of an observation (a dict observation's ``"state"``)."""
+    return obs[STATE_KEY] if isinstance(obs, dict) else obs
+
+
+def observation_copy(obs: Any) -> Any:
+    """A recorded observation: a float32 copy of a vector, or of a dict observation's state
+    (its camera frames kept as they are: uint8, never written to again)."""
+    if isinstance(obs, dict):
+        return {k: np.asarray(v, dtype=np.float32) if k == STATE_KEY else v
+                for k, v in obs.items()}  # fmt: skip
+    return np.asarray(obs, dtype=np.float32)
 
 
 def _finish(rule: Any, ep: Episode, env: Any, info: dict) -> None:

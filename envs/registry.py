@@ -27,9 +27,10 @@ Episodes of every task run through one loop, :func:`sci_diffusion.envs.episodes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from sci_diffusion.envs.cameras import FreeCamera
 from sci_diffusion.envs.experts.success import (
     METAWORLD_SUCCESS,
     MULTIMODAL_SUCCESS,
@@ -67,6 +68,13 @@ class EnvTask:
             demonstrations of an older expert are never reused.
         observation: what the observation vector holds, with units (model cards).
         gaps: known differences between this simulation and a real system (model cards).
+        cameras: the cameras ``task.cameras`` may name: ``None`` for a camera of the MJCF
+            model, a :class:`~sci_diffusion.envs.cameras.FreeCamera` for one placed here.
+        default_cameras: the cameras used when ``task.cameras`` is empty (default: all).
+        image_size: default square frame size in pixels (``task.image_size``), chosen by
+            measurement (docs/robotics.md, "Pixels").
+        proprio: indices of the state vector a ``pixels+proprio`` policy also sees (the
+            agent's own joints/effector, never object or goal positions).
     """
 
     name: str
@@ -79,6 +87,10 @@ class EnvTask:
     expert_version: int = 1
     observation: str = "see docs/robotics.md"
     gaps: str = "see docs/robotics.md"
+    cameras: dict[str, FreeCamera | None] = field(default_factory=dict)
+    default_cameras: tuple[str, ...] = ()
+    image_size: int = 84
+    proprio: tuple[int, ...] = ()
 
     @property
     def success_any_step(self) -> bool:
@@ -187,6 +199,9 @@ ENV_TASKS: dict[str, EnvTask] = {
         observation="6-D: puck x, y (m), vx, vy (m/s), goal x, y (m)",
         gaps="a point mass with ideal force motors and no floor friction; no sensor noise "
         "or actuation delay",
+        cameras={"top": None},
+        image_size=64,
+        proprio=(0, 1, 2, 3),  # the puck's position and velocity; the goal only in the image
     ),
     "reacher": EnvTask(
         name="reacher",
@@ -199,6 +214,8 @@ ENV_TASKS: dict[str, EnvTask] = {
         observation="10-D: cos and sin of the two joint angles, target x, y (m), joint "
         "velocities (rad/s), fingertip-minus-target x, y (m)",
         gaps="planar two-link arm with ideal torque motors, no gravity load, no sensor noise",
+        cameras={"overhead": FreeCamera((0.0, 0.0, 0.0), 0.75, 90.0, -90.0)},
+        proprio=(0, 1, 2, 3, 6, 7),  # joint cos/sin and velocities
     ),
     "pusher": EnvTask(
         name="pusher",
@@ -211,6 +228,8 @@ ENV_TASKS: dict[str, EnvTask] = {
         "puck and goal positions x, y, z (m)",
         gaps="the puck's ~8e-6 kg mass makes contacts soft (pushes top out at 3-5 cm/s); "
         "ideal torque motors; no sensor noise",
+        cameras={"overhead": FreeCamera((0.3, -0.2, -0.3), 2.2, 90.0, -90.0)},
+        proprio=tuple(range(14)),  # joint angles and velocities
     ),
     "metaworld": EnvTask(
         name="metaworld",
@@ -227,6 +246,10 @@ ENV_TASKS: dict[str, EnvTask] = {
         "poses (position + quaternion), the previous frame of these 18, goal position (m)",
         gaps="simulated Sawyer driven by mocap end-effector position targets, not joint "
         "torques; no camera or sensor noise",
+        cameras={name: None for name in ("corner", "corner2", "corner3", "corner4", "topview",
+                                         "behindGripper", "gripperPOV")},
+        default_cameras=("corner2",),
+        proprio=(0, 1, 2, 3),  # hand position and gripper opening
     ),
 }
 """The demonstration tasks by name."""
