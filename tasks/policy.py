@@ -24,9 +24,13 @@ from torch import Tensor, nn
 
 from sci_diffusion.core import Denoiser, EuclideanSpace, make_schedule
 from sci_diffusion.core.sampler_config import SamplerSettings
+from sci_diffusion.envs.episodes import STATE_KEY
+from sci_diffusion.envs.pixels import OBS_MODES, PixelSpec, make_env, pixel_spec
 from sci_diffusion.io.cache import cache_dir
+from sci_diffusion.io.errors import UserInputError
 from sci_diffusion.io.files import write_json_atomic
 from sci_diffusion.policy.backbones import backbone_names, build_backbone
+from sci_diffusion.policy.frames import FrameStore
 from sci_diffusion.policy.methods import PolicyMethod, build_method
 from sci_diffusion.policy.network import PolicyNetwork, policy_network
 from sci_diffusion.policy.normalize import LimitsNormalizer
@@ -68,6 +72,14 @@ class PolicyTask(Task):
         self.horizon, self.n_obs_steps = int(t.horizon), int(t.n_obs_steps)
         self.n_action_steps = int(t.n_action_steps)
         self.space = EuclideanSpace(make_schedule(t.diffusion.schedule))
+        self.obs_mode = str(t.get("obs", "state"))
+        if self.obs_mode not in OBS_MODES:
+            raise UserInputError(f"task.obs={self.obs_mode!r} is not one of {', '.join(OBS_MODES)}")
+        self.pixels: PixelSpec | None = None
+        if self.obs_mode != "state":
+            self.pixels = pixel_spec(self.env_task, list(t.get("cameras") or []),
+                                     t.get("image_size"))  # fmt: skip
+        self._frames: FrameStore | None = None
         self._demos: Any = None
         self._windows: Windows | None = None
         self._dims: tuple[int, int, np.ndarray, np.ndarray] | None = None
@@ -82,6 +94,8 @@ class PolicyTask(Task):
         noise = self._action_noise()
         noisy = f"-noise{noise:g}" if noise > 0 else ""
         key = f"{name}-{version}-{int(d.episodes)}ep-seed{int(d.seed)}{noisy}"
+        if self.pixels is not None:  # frames of these cameras at this size are part of the set
+            key += f"-pixels-{'+'.join(self.pixels.cameras)}-{self.pixels.height}"
         return cache_dir() / "demos" / key
 
     def _action_noise(self) -> float:
@@ -98,9 +112,10 @@ class PolicyTask(Task):
                 progress = bool(d.get("progress", True))
                 collect_demos(self.cfg.task.env, int(d.episodes), path, seed=int(d.seed),
                               env_name=self.env_name, progress=progress,
-                              action_noise=self._action_noise())  # fmt: skip
+                              action_noise=self._action_noise(), pixels=self.pixels)  # fmt: skip
             demos = load_demos(path)
             self._check_dims(path / META_FILE, demos.meta)
+            self._check_cameras(path / META_FILE, demos.meta)
             self._demos = demos
         return self._demos
 
@@ -117,6 +132,33 @@ class PolicyTask(Task):
                     f"{meta_path}: {key}: {meta[key]}, but {env} has {want}; train on a data "
                     "set of this env (import it with task=... to have it checked)"
                 )
+
+    def _check_cameras(self, meta_path: Path, meta: dict[str, Any]) -> None:
+        """A pixel policy needs its cameras at its frame size in the data set."""
+        if self.pixels is None:
+            return
+        from sci_diffusion.envs.demos import DemoFormatError
+
+        have = meta.get("cameras") or {}
+        for name, shape in self.pixels.frame_shapes.items():
+            if have.get(name) != shape:
+                found = ", ".join(f"{k} {v}" for k, v in have.items()) or "no camera frames"
+                raise DemoFormatError(
+                    f"{meta_path}: cameras: task.obs={self.obs_mode} needs camera {name!r} at "
+                    f"{shape}, the data set has {found}; collect it with these task.cameras/"
+                    "task.image_size (leave task.data.demos empty) or choose its cameras"
+                )
+
+    def frames(self) -> FrameStore:
+        """The demonstrations' camera frames, read lazily (pixel policies only)."""
+        if self._frames is None:
+            from sci_diffusion.envs.demos import DEMOS_FILE
+
+            assert self.pixels is not None
+            demos = self.demos()
+            self._frames = FrameStore(self.demos_dir() / DEMOS_FILE, self.pixels.frame_shapes,
+                                      [len(o) for o in demos.obs])  # fmt: skip
+        return self._frames
 
     def windows(self) -> Windows:
         if self._windows is None:
@@ -151,9 +193,24 @@ class PolicyTask(Task):
 
     def build_network(self) -> nn.Module:
         obs_dim, action_dim, _, _ = self.env_dims()
-        backbone = build_backbone(self.cfg.model, action_dim=action_dim, obs_dim=obs_dim,
+        encoder = self.build_encoder(obs_dim)
+        cond_dim = obs_dim if encoder is None else int(encoder.out_dim)
+        backbone = build_backbone(self.cfg.model, action_dim=action_dim, obs_dim=cond_dim,
                                   n_obs_steps=self.n_obs_steps, horizon=self.horizon)  # fmt: skip
-        return PolicyNetwork(backbone, obs_dim, action_dim)
+        return PolicyNetwork(backbone, obs_dim, action_dim, encoder)
+
+    def build_encoder(self, obs_dim: int) -> nn.Module | None:
+        """The image encoder of a pixel policy (``task.vision``), None for state policies."""
+        if self.pixels is None:
+            return None
+        from sci_diffusion.nets.vision import ObservationEncoder
+
+        v = self.cfg.task.vision
+        proprio = self.env_task.proprio if self.obs_mode == "pixels+proprio" else ()
+        cameras = {name: tuple(shape) for name, shape in self.pixels.frame_shapes.items()}
+        return ObservationEncoder(cameras, obs_dim, proprio, backbone=str(v.backbone),
+                                  num_keypoints=int(v.keypoints),
+                                  feature_dim=int(v.feature_dim), crop=float(v.crop))  # fmt: skip
 
     def prepare_network(self, net: nn.Module) -> None:
         """Fit the normalizers of a fresh network to the demonstrations."""
@@ -186,8 +243,15 @@ class PolicyTask(Task):
         windows = self.windows()
         index = torch.randint(0, len(windows), (batch_size,), generator=generator)
         obs, actions = windows.batch(index)
-        return Batch(self.action_normalizer.normalize(actions),
-                     cond={"obs": self.obs_normalizer.normalize(obs)})  # fmt: skip
+        cond: dict[str, Any] = {"obs": self.obs_normalizer.normalize(obs)}
+        if self.pixels is not None:
+            cond["images"] = self._frames_of(windows.obs_index[index])
+        return Batch(self.action_normalizer.normalize(actions), cond=cond)
+
+    def _frames_of(self, rows: Tensor) -> dict[str, Tensor]:
+        """``{camera: uint8 (*rows.shape, H, W, 3)}`` for global observation rows."""
+        frames = self.frames().read(rows.numpy())
+        return {name: torch.from_numpy(f) for name, f in frames.items()}
 
     # -- evaluation ----------------------------------------------------------------------
     def policy(self, denoiser: Denoiser) -> Policy:
@@ -204,7 +268,11 @@ class PolicyTask(Task):
         windows = self.windows()
         index = torch.arange(min(n, len(windows)))
         obs, actions = windows.batch(index)
-        chunks = self.policy(denoiser).predict_chunk(obs.numpy(), generator)
+        history: Any = obs.numpy()
+        if self.pixels is not None:
+            frames = self.frames().read(windows.obs_index[index].numpy())
+            history = {STATE_KEY: history, **frames}
+        chunks = self.policy(denoiser).predict_chunk(history, generator)
         return {"obs": obs, "actions": torch.from_numpy(chunks), "demo_actions": actions}
 
     def score(self, samples: dict[str, Tensor], out_dir: Path) -> dict[str, Any]:
@@ -249,13 +317,17 @@ class PolicyTask(Task):
             "videos": videos,
         }
 
-    def first_observation(self, seed: int) -> np.ndarray:
-        """(To, Do): the history at the start of episode ``seed`` (first obs repeated)."""
-        env = self.env_task.make_env(0, env_name=self.env_name)
+    def first_observation(self, seed: int) -> Any:
+        """(To, Do): the history at the start of episode ``seed`` (first obs repeated); for
+        pixel policies ``{"state": (To, Do), camera: uint8 (To, H, W, 3)}``."""
+        env = make_env(self.cfg.task.env, 0, self.env_name, pixels=self.pixels)
         try:
             obs, _ = env.reset(seed=seed)
         finally:
             env.close()
+        if isinstance(obs, dict):
+            return {k: np.repeat(np.asarray(v)[None], self.n_obs_steps, axis=0)
+                    for k, v in obs.items()}  # fmt: skip
         return np.repeat(np.asarray(obs, np.float32)[None], self.n_obs_steps, axis=0)
 
     def card_sections(self) -> dict[str, dict[str, Any]]:
@@ -268,6 +340,7 @@ class PolicyTask(Task):
             "action_space": f"{action_dim}-D box, low {low.tolist()}, high {high.tolist()}; "
                             "sampled chunks are un-normalized and clipped to these bounds",
             "observation": spec.observation,
+            "observation_modality": self._modality_note(),
             "receding_horizon": f"plan {self.horizon} actions from the last {self.n_obs_steps} "
                                 f"observations, execute {self.n_action_steps}, replan",
             "demonstrations": self._demonstrations_note(),
@@ -280,6 +353,21 @@ class PolicyTask(Task):
                                   "failure (non_finite_action) and is counted; out-of-range "
                                   "actions are clipped to the bounds",
         }}  # fmt: skip
+
+    def _modality_note(self) -> str:
+        """What the policy sees, for the model card."""
+        if self.pixels is None:
+            return "state: the observation vector above"
+        v = self.cfg.task.vision
+        cams = ", ".join(self.pixels.cameras)
+        proprio = (f" plus state dimensions {list(self.env_task.proprio)} (proprioception)"
+                   if self.obs_mode == "pixels+proprio" else " only (no state)")  # fmt: skip
+        crop = (f"random crop {v.crop:g} of each side in training, centre crop at evaluation"
+                if float(v.crop) < 1 else "no crop augmentation")  # fmt: skip
+        return (f"{self.obs_mode}: camera(s) {cams} at {self.pixels.height}x{self.pixels.width} "
+                f"RGB{proprio}; encoder {v.backbone} (GroupNorm) with {v.keypoints} "
+                f"spatial-softmax keypoints -> {v.feature_dim} features per camera, trained end "
+                f"to end; augmentation: {crop}")
 
     def _demonstrations_note(self) -> str:
         """Where the training data came from, for the model card."""

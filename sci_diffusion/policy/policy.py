@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,8 @@ import numpy as np
 import torch
 
 from sci_diffusion.core import Denoiser
+from sci_diffusion.envs.cameras import check_frames
+from sci_diffusion.envs.episodes import STATE_KEY
 
 from .methods import PolicyMethod, build_method, method_names
 from .network import PolicyNetwork
@@ -67,11 +70,13 @@ class Policy:
         return int(self.net.action_normalizer.low.shape[0])
 
     @torch.no_grad()
-    def predict_chunk(self, obs_history: np.ndarray, generator: torch.Generator) -> np.ndarray:
+    def predict_chunk(self, obs_history: Any, generator: torch.Generator) -> np.ndarray:
         """Plan the next chunk for a batch of environments.
 
         Args:
-            obs_history: (B, To, Do) raw observations, oldest first.
+            obs_history: (B, To, Do) raw state observations, oldest first; for a pixel policy
+                a dict ``{"state": (B, To, Do), camera: uint8 (B, To, H, W, 3), ...}``
+                (:func:`stack_observations` builds either from per-step observations).
             generator: seeds the sampler's prior and noise (on the policy's device).
 
         Returns:
@@ -79,18 +84,52 @@ class Policy:
             Rows containing NaN/inf are returned as NaN so that the caller can apply the
             failure procedure (end that episode as a failure; never step the env with them).
         """
-        obs = torch.as_tensor(np.asarray(obs_history, dtype=np.float32), device=self.device)
-        if obs.ndim != 3 or obs.shape[1] != self.n_obs_steps:
-            raise ValueError(
-                f"obs_history must be (B, {self.n_obs_steps}, Do), got {tuple(obs.shape)}"
-            )
+        state, frames = _split(obs_history)
+        obs = torch.as_tensor(np.asarray(state, dtype=np.float32), device=self.device)
+        obs_dim = int(self.net.obs_normalizer.low.shape[0])
+        if obs.ndim != 3 or obs.shape[1] != self.n_obs_steps or obs.shape[2] != obs_dim:
+            raise ValueError(f"obs_history must be (B, {self.n_obs_steps}, {obs_dim}), got "
+                             f"{tuple(obs.shape)}")  # fmt: skip
+        images = None
+        if frames:
+            expected = getattr(self.net.encoder, "cameras", None) or {}
+            check_frames(frames, expected)
+            for name, batch in frames.items():
+                if tuple(np.shape(batch)[:2]) != tuple(obs.shape[:2]):
+                    raise ValueError(f"camera {name!r}: frames {np.shape(batch)}, expected "
+                                     f"(B, To) = {tuple(obs.shape[:2])} first")  # fmt: skip
+            images = {k: torch.as_tensor(np.asarray(v), device=self.device)
+                      for k, v in frames.items()}  # fmt: skip
         assert isinstance(self.method, PolicyMethod)
-        chunk = self.method.predict(self, self.net.obs_normalizer.normalize(obs), generator)
+        features = self.net.encode(self.net.obs_normalizer.normalize(obs), images)
+        chunk = self.method.predict(self, features, generator)
         actions = self.net.action_normalizer.unnormalize(chunk.float()).cpu().numpy()
         bad = ~np.isfinite(actions).all(axis=(1, 2))
         actions = np.clip(actions, self.action_low, self.action_high).astype(np.float32)
         actions[bad] = np.nan
         return actions
+
+
+def _split(obs_history: Any) -> tuple[Any, dict[str, Any]]:
+    """(state, {camera: frames}) of a state array or a dict observation history."""
+    if isinstance(obs_history, dict):
+        if STATE_KEY not in obs_history:
+            raise ValueError(f"a dict observation needs its {STATE_KEY!r} entry, got keys "
+                             f"{sorted(obs_history)}")  # fmt: skip
+        frames = {k: v for k, v in obs_history.items() if k != STATE_KEY}
+        return obs_history[STATE_KEY], frames
+    return obs_history, {}
+
+
+def stack_observations(histories: Sequence[Sequence[Any]]) -> Any:
+    """Per-slot observation histories (each ``To`` observations, oldest first) -> the batch
+    :meth:`Policy.predict_chunk` takes: float32 (B, To, Do), or for dict observations
+    ``{"state": float32 (B, To, Do), camera: uint8 (B, To, H, W, 3)}``."""
+    first = histories[0][0]
+    if isinstance(first, dict):
+        return {k: np.stack([np.stack([o[k] for o in h]) for h in histories])
+                for k in first}  # fmt: skip
+    return np.stack([np.stack([np.asarray(o, dtype=np.float32) for o in h]) for h in histories])
 
 
 def __getattr__(name: str) -> Any:

@@ -23,11 +23,14 @@ if TYPE_CHECKING:
 __all__ = ["METHOD", "MSEBehaviourCloning", "RegressionObjective", "regress"]
 
 
-def regress(model: nn.Module, obs: Tensor, shape: tuple[int, ...]) -> Tensor:
+def regress(model: nn.Module, obs: Tensor, shape: tuple[int, ...],
+            images: dict[str, Tensor] | None = None) -> Tensor:  # fmt: skip
     """The baseline's prediction: ``model(zeros(shape), t = 1, obs)`` (normalized units).
-    Training calls it through the (possibly DDP-wrapped) model, planning through the network."""
+    Training calls it through the (possibly DDP-wrapped) model with the camera ``images`` of
+    pixel policies, planning through the network with the already encoded ``obs``."""
     x = torch.zeros(shape, device=obs.device, dtype=obs.dtype)
-    return model(x, torch.ones(shape[0], device=obs.device), obs)
+    t = torch.ones(shape[0], device=obs.device)
+    return model(x, t, obs) if images is None else model(x, t, obs, images=images)
 
 
 class RegressionObjective:
@@ -38,7 +41,7 @@ class RegressionObjective:
         self.horizon = horizon  # unused: the chunk's own shape is predicted (kept for callers)
 
     def __call__(self, x0: Tensor, mask: Any = None, generator: Any = None, **cond: Any) -> Any:
-        prediction = regress(self.model, cond["obs"], tuple(x0.shape))
+        prediction = regress(self.model, cond["obs"], tuple(x0.shape), cond.get("images"))
         loss = ((prediction - x0) ** 2).mean()
         return LossOutput(loss=loss, components={"actions": loss})
 
