@@ -92,7 +92,7 @@ class Policy:
                              f"{tuple(obs.shape)}")  # fmt: skip
         images = None
         if frames:
-            expected = getattr(self.net.encoder, "cameras", None) or {}
+            expected = getattr(self.net.encoder, "image_shapes", None) or {}
             check_frames(frames, expected)
             for name, batch in frames.items():
                 if tuple(np.shape(batch)[:2]) != tuple(obs.shape[:2]):
