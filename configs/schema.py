@@ -253,9 +253,10 @@ class BenchOptions(Schema):
     )
     part: str | None = opt(
         None,
-        "bench policy only: one part, latency (vs steps, vs diffusers) or loop (sampler "
-        "overhead per backbone and task); default both",
-        choices=("latency", "loop"),
+        "bench policy only: one part, latency (vs steps, vs diffusers), loop (sampler "
+        "overhead per backbone and task) or pixels (image encoder + sampler vs Diffusion "
+        "Policy's reference size); default all",
+        choices=("latency", "loop", "pixels"),
     )
 
     def validate(self) -> None:

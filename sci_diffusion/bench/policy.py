@@ -10,6 +10,9 @@ on training) it times, interleaved and as medians of repeats:
   network on the same discretised schedule;
 * ``network`` — the network calls alone (the floor both loops pay).
 
+The ``pixels`` part (:mod:`.policy_pixels`) times whole pixel-policy chunks (encoder + sampler)
+next to Diffusion Policy's ResNet-18 + 65.8M U-Net and next to our state policy.
+
 ``sampler overhead = ours - network``; ``ratio = ours / diffusers``. The ``loop`` part
 (:mod:`.policy_loop`) times the sampler loop against its network calls for every backbone on
 every policy task's sizes, with the tasks' default sampler settings. ANCHORS.md gives the
@@ -31,6 +34,7 @@ from sci_diffusion.io.files import write_json_atomic
 
 from .policy_loop import LOOP_MODELS, LOOP_TASKS, QUICK_LOOP_TASKS, loop_records, loop_table
 from .policy_nets import policy_table, time_policy_nets
+from .policy_pixels import PIXEL_STEPS, pixel_latency_records, pixel_table
 from .sampler import (
     DEFAULT_THREADS,
     TRAIN_STEPS,
@@ -119,9 +123,11 @@ def latency_records(
     return records
 
 
-PARTS = ("latency", "loop")
+PARTS = ("latency", "loop", "pixels")
 """``latency``: chunk latency against steps, ours and diffusers, and the network table;
-``loop``: the sampler loop's overhead over its network calls for every backbone and task."""
+``loop``: the sampler loop's overhead over its network calls for every backbone and task;
+``pixels``: pixel policies (image encoder + sampler) against Diffusion Policy's reference size
+(:mod:`.policy_pixels`)."""
 
 
 def run_policy_benchmark(
@@ -158,6 +164,10 @@ def run_policy_benchmark(
                 LOOP_MODELS, QUICK_LOOP_TASKS if quick else LOOP_TASKS,
                 repeats=5 if quick else 21, min_time=0.01 if quick else 0.05,
             )  # fmt: skip
+        if "pixels" in parts:
+            result["pixels"] = pixel_latency_records(
+                repeats=3 if quick else 15, min_time=0.01 if quick else 0.05, quick=quick
+            )
         machine = machine_info()
     finally:
         torch.set_num_threads(previous)
@@ -205,5 +215,11 @@ def latency_table(result: dict[str, Any]) -> str:
             f"sampler loop against its network calls, batch 1, torch {m['torch']}, "
             f"{m['threads']} threads (medians; overhead = loop / network - 1)\n"
             + loop_table(result["loop"])
+        )
+    if "pixels" in result:
+        blocks.append(
+            f"pixel policy chunk latency, batch 1, DDIM {PIXEL_STEPS} steps, torch {m['torch']}, "
+            f"{m['threads']} threads (medians; / ref: over Diffusion Policy's reference size)\n"
+            + pixel_table(result["pixels"])
         )
     return "\n\n".join(blocks)

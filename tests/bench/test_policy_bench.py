@@ -101,3 +101,25 @@ def test_the_hand_written_floor_computes_what_the_policy_loop_computes():
     with torch.inference_mode():
         hand, loop, core = fns["hand"](), fns["loop"](), fns["core"]()
     assert torch.equal(hand, loop) and torch.equal(hand, core)
+
+
+def test_pixel_part_times_whole_pixel_chunks_beside_the_state_policy():
+    from sci_diffusion.bench.policy_pixels import pixel_latency_records, pixel_table
+
+    records = pixel_latency_records(repeats=2, min_time=0.0, quick=True)
+    by_name = {r["name"]: r for r in records}
+    pixels, state = by_name["ours pixels (small_cnn)"], by_name["ours state"]
+    assert pixels["encoder_parameters"] > 0 and state["encoder_parameters"] == 0
+    assert pixels["chunk_ms"] > 0 and state["chunk_ms"] > 0
+    assert "ours pixels (small_cnn)" in pixel_table(records)
+
+
+def test_reference_case_has_diffusion_policys_unet_size():
+    from sci_diffusion.bench.policy_pixels import _case
+
+    ref = _case("ref", camera=(96, 96), backbone="resnet18", crop=84 / 96, state_dim=2,
+                proprio=(0, 1), reference_unet=True)  # fmt: skip
+    # Chi et al.'s U-Net is 65.8M parameters with Push-T's state conditioning (20 x 2); the
+    # image conditioning (64 keypoint features + 2 proprio, x 2 steps) widens its FiLM layers
+    assert 65.8e6 < ref["denoiser_parameters"] < 70e6
+    assert ref["encoder_parameters"] > 11_176_512  # the ResNet-18 trunk plus keypoints/linear
