@@ -300,6 +300,11 @@ class DemosOptions(Schema):
                               min=0.0)  # fmt: skip
     images: bool = opt(False, "collect: store every step's rendered frame (camera 'render') in "
                               "demos.hdf5")  # fmt: skip
+    cameras: str | None = opt(None, "collect: store these cameras' frames, as task.obs=pixels "
+                                    "trains on (comma-separated names, or 'default': the "
+                                    "task's)")  # fmt: skip
+    image_size: int | None = opt(None, "collect with cameras=: square frame size (default: the "
+                                       "task's)", min=8)  # fmt: skip
     # `import` is a Python keyword: the field is `import_`, the command-line key `import`.
     import_: str | None = opt(None, "a data set to convert into out= (a LeRobot v3 folder or a "
                                     "robomimic .hdf5; needs format=)", key="import")  # fmt: skip
@@ -312,6 +317,12 @@ class DemosOptions(Schema):
                                "(H.264 RGB, crf 0)", choices=("high", "lossless"))  # fmt: skip
 
     def validate(self) -> None:
+        if self.image_size is not None and self.cameras is None:
+            raise SchemaError("image_size", "applies with cameras= only (cameras=default for "
+                                            "the task's)")  # fmt: skip
+        if self.images and self.cameras is not None:
+            raise SchemaError("images", "and cameras= exclude each other; cameras= stores "
+                                        "policy cameras, images= the render frame")  # fmt: skip
         if self.episodes is not None and self.render > self.episodes:
             raise SchemaError("render", f"must be in [0, episodes={self.episodes}], "
                                         f"got {self.render}")  # fmt: skip
@@ -331,6 +342,7 @@ class DemosOptions(Schema):
         collect_only = {
             "episodes": self.episodes is not None,
             "images": self.images,
+            "cameras": self.cameras is not None,
             "render": self.render > 0,
             "action_noise": self.action_noise > 0,
         }

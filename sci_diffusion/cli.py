@@ -299,9 +299,17 @@ def run_demos(o: schema.DemosOptions) -> int:
     from sci_diffusion.envs.demos import collect_demos
 
     out = Path(str(o.out))
+    pixels = None
+    if o.cameras is not None:
+        from sci_diffusion.envs.pixels import pixel_spec
+        from sci_diffusion.envs.registry import get_task
+
+        names = [] if o.cameras == "default" else [c for c in o.cameras.split(",") if c]
+        pixels = pixel_spec(get_task(str(o.task)), names, o.image_size)
     meta = collect_demos(str(o.task), int(o.episodes or 0), out, seed=o.seed,
                          env_name=o.env_name, render=o.render, progress=o.progress,
-                         action_noise=o.action_noise, images=o.images)  # fmt: skip
+                         action_noise=o.action_noise, images=o.images,
+                         pixels=pixels)  # fmt: skip
     print(f"demos: {meta['episodes']} episodes, expert success {meta['expert_success_rate']:.0%}"
           f", {out / 'demos.hdf5'}")  # fmt: skip
     return 0

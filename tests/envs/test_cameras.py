@@ -139,3 +139,19 @@ def test_pixel_spec_is_picklable_for_worker_processes():
 
     spec = PixelSpec({"overhead": FreeCamera((0, 0, 0), 1.0, 90, -90)}, 32, 32)
     assert pickle.loads(pickle.dumps(spec)) == spec
+
+
+def test_demos_command_collects_camera_frames(tmp_path, capsys):
+    import json
+
+    from sci_diffusion.cli import main
+
+    out = tmp_path / "px"
+    args = ["demos", "task=reacher", "episodes=1", f"out={out}", "cameras=default",
+            "image_size=24", "progress=false"]  # fmt: skip
+    assert main(args) == 0
+    assert json.loads((out / "meta.json").read_text())["cameras"] == {"overhead": [24, 24, 3]}
+    assert main(["demos", "task=reacher", "episodes=1", f"out={tmp_path / 'x'}",
+                 "image_size=24"]) == 2  # fmt: skip
+    assert "image_size applies with cameras= only" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
