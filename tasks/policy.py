@@ -50,13 +50,14 @@ from .base import Batch, DataInfo, Task
 class PolicyTask(Task):
     validation_status = "simulation only"
     intended_use = (
-        "Research on visuomotor-free (state-observation) diffusion policies in MuJoCo "
-        "simulation; comparing samplers, step counts and baselines."
+        "Research on diffusion policies from state or camera observations (task.obs) in "
+        "MuJoCo simulation; comparing samplers, step counts and baselines."
     )
     limitations = (
         "Trained and evaluated in simulation only; never run on hardware without its own "
         "validation.",
-        "State observations (no images); demonstrations from one scripted expert.",
+        "Rendered, noise-free simulation images (no real camera noise, lighting or "
+        "calibration); demonstrations from one scripted expert.",
     )
     conditioning = "observation history (n_obs_steps x obs_dim), normalized"
     sharded_evaluation = False  # episodes run in lockstep on one process
