@@ -248,6 +248,7 @@ def collect_demos(
     action_noise: float = 0.0,
     images: bool = False,
     pixels: Any = None,
+    workers: int = 0,
 ) -> dict:
     """Roll the scripted expert of ``task`` for ``episodes`` episodes (reset seeds ``seed``,
     ``seed + 1``, ...) and write ``out_dir/demos.hdf5`` + ``out_dir/meta.json``.
@@ -261,6 +262,11 @@ def collect_demos(
     :class:`~sci_diffusion.envs.pixels.PixelSpec`) instead stores the frames of its cameras,
     rendered with the software-rendering settings at its size, one per observation
     (``images/<camera>``; what ``task.obs=pixels`` trains on).
+    ``workers=k >= 1`` collects in ``k`` worker processes: the seeds are cut into contiguous
+    shards (about four per worker), each shard played whole by the in-process loop with its
+    own env and expert (the expert needs the env object, so the envs cannot be remote to one
+    expert loop), the episodes merged back in seed order: the same data set as ``workers=0``
+    (this process), only sooner.
     Returns the meta dictionary written to ``meta.json``.
     """
     from sci_diffusion.envs.registry import DEFAULT_METAWORLD_ENV, get_task
@@ -279,18 +285,17 @@ def collect_demos(
     out_dir = Path(out_dir)
     start = time.perf_counter()
     filmed = episodes if images else render
-    from sci_diffusion.envs.pixels import make_env
-
-    env = make_env(task, seed, env_name, "rgb_array" if filmed else None, pixels)
-    try:
-        actor = ExpertActor.for_task(spec, env_name=env_name)
-        played = play_episodes(spec, actor, range(seed, seed + episodes), envs=[env],
-                               render=filmed, record=True, action_noise=action_noise,
-                               progress=progress, desc=f"demos {task}")  # fmt: skip
-        space = env.action_space
-        dt = getattr(env.unwrapped, "dt", None)
-    finally:
-        env.close()
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise UserInputError(f"workers must be an integer >= 0 (0: collect in this process), "
+                             f"got {workers!r}")  # fmt: skip
+    seeds = list(range(seed, seed + episodes))
+    desc = f"demos {task}"
+    if workers == 0:
+        played, space, dt = _collect_shard(task, seeds, seed, env_name, filmed, pixels,
+                                           action_noise, progress, desc)  # fmt: skip
+    else:
+        played, space, dt = _collect_sharded(task, seeds, seed, env_name, filmed, pixels,
+                                             action_noise, progress, desc, workers)  # fmt: skip
     records = [ep.record() for ep in played]
     if images:
         for record, ep in zip(records, played, strict=True):
@@ -326,6 +331,77 @@ def collect_demos(
     }
     _write_dataset(out_dir, records, meta, videos)
     return meta
+
+
+_KEPT_ENVS: dict[str, Any] = {}
+"""In a worker process of ``collect_demos(workers=k)``: its env per construction, reused by
+all the shards it plays (as the one env of ``workers=0`` plays all seeds), so that a shard does
+not pay for a new env and, with cameras, a new renderer."""
+
+
+def _collect_shard(task: str, seeds: list[int], env_seed: int, env_name: str | None,
+                   filmed: int, pixels: Any, action_noise: float, progress: bool = False,
+                   desc: str = "demos",
+                   keep_env: bool = False) -> tuple[list[Any], Any, float | None]:  # fmt: skip
+    """The expert's episodes of ``seeds`` in one env of this process (the first ``filmed``
+    with frames): ``(episodes, action space, env dt)``. Top level: worker processes run it,
+    with ``keep_env`` (the env stays open in :data:`_KEPT_ENVS` for the worker's next shard;
+    the worker's exit releases it)."""
+    from sci_diffusion.envs.pixels import make_env
+    from sci_diffusion.envs.registry import get_task
+
+    spec = get_task(task)
+    mode = "rgb_array" if filmed else None
+    key = repr((task, env_seed, env_name, mode, pixels))
+    env = _KEPT_ENVS.get(key) if keep_env else None
+    if env is None:
+        env = make_env(task, env_seed, env_name, mode, pixels)
+        if keep_env:
+            _KEPT_ENVS[key] = env
+    try:
+        actor = ExpertActor.for_task(spec, env_name=env_name)
+        played = play_episodes(spec, actor, seeds, envs=[env], render=filmed, record=True,
+                               action_noise=action_noise, progress=progress,
+                               desc=desc)  # fmt: skip
+        return played, env.action_space, getattr(env.unwrapped, "dt", None)
+    finally:
+        if not keep_env:
+            env.close()
+
+
+SHARDS_PER_WORKER = 4
+"""``collect_demos(workers=k)`` cuts the seeds into about ``4 k`` shards: progress as shards
+finish, and a slow shard does not leave the other workers idle."""
+
+
+def _collect_sharded(task: str, seeds: list[int], env_seed: int, env_name: str | None,
+                     filmed: int, pixels: Any, action_noise: float, progress: bool, desc: str,
+                     workers: int) -> tuple[list[Any], Any, float | None]:  # fmt: skip
+    """:func:`_collect_shard` over contiguous shards of ``seeds`` in ``workers`` processes
+    (:func:`~sci_diffusion.envs.vector.run_sharded`), merged in seed order. Every shard makes
+    its env with the same construction seed ``env_seed`` as the one-process collection."""
+    from sci_diffusion.envs.vector import run_sharded
+    from sci_diffusion.io.progress import Progress
+
+    size = -(-len(seeds) // (workers * SHARDS_PER_WORKER))
+    jobs = [(task, seeds[i : i + size], env_seed, env_name, min(max(filmed - i, 0), size),
+             pixels, action_noise, False, desc, True)
+            for i in range(0, len(seeds), size)]  # fmt: skip
+    bar = Progress(len(seeds), f"{desc} ({min(workers, len(jobs))} workers)", unit="ep",
+                   enabled=progress)  # fmt: skip
+    done: list[Any] = []
+
+    def finished(j: int, result: tuple[list[Any], Any, Any]) -> None:
+        done.extend(result[0])
+        bar.update(len(result[0]))
+        bar.set_postfix(success=f"{sum(ep.success for ep in done)}/{len(done)}")
+
+    try:
+        results = run_sharded(_collect_shard, jobs, workers, finished, label="seed shard")
+    finally:
+        bar.close()
+    played = [ep for shard, _, _ in results for ep in shard]
+    return played, results[0][1], results[0][2]
 
 
 # -- loading and validation -----------------------------------------------------------------

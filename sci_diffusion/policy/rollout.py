@@ -7,6 +7,10 @@ policy plans a chunk for all still-running episodes in one call — batching the
 is where vectorization pays on CPU; the MuJoCo steps themselves are microseconds. Success is
 the task's one rule (``EnvTask.success``), the same that judges the demonstrations.
 
+With ``workers=k`` the envs (their physics and, for pixel observations, their rendering) run
+in ``k`` worker processes (:mod:`sci_diffusion.envs.vector`) while the policy plans here: the
+same episodes, sooner when rendering dominates (``sci_diffusion.bench.rollouts`` measures it).
+
 Failure procedure: a planned chunk containing NaN/inf (the policy marks such rows, see
 :meth:`~sci_diffusion.policy.policy.Policy.predict_chunk`) is never sent to the env. That
 episode ends at once as a failure with ``failure = "non_finite_action"`` and is counted in
@@ -79,6 +83,8 @@ def run_episodes(
     env_seed: int = 0,
     record: int = 0,
     progress: bool = True,
+    workers: int = 0,
+    pixels: Any = None,
 ) -> list[Episode]:
     """Run one episode per seed (``env.reset(seed=s)``) with ``policy``.
 
@@ -92,10 +98,15 @@ def run_episodes(
         env_seed: construction seed of the env (Meta-World's MT1 task set).
         record: the first ``record`` episodes keep their rendered frames.
         progress: show progress over the episodes (:mod:`sci_diffusion.io.progress`).
+        workers: 0: the envs step in this process; ``k >= 1``: in ``k`` worker processes
+            (bitwise the same episodes; ``play_episodes(workers=...)``).
+        pixels: a :class:`~sci_diffusion.envs.pixels.PixelSpec` for dict (camera)
+            observations, passed on to ``play_episodes``.
     """
     return play_episodes(env_task, PolicyActor(policy, generator), seeds, n_envs=n_envs,
                          env_name=env_name, env_seed=env_seed, render=record,
-                         progress=progress, desc="eval episodes")  # fmt: skip
+                         progress=progress, desc="eval episodes", workers=workers,
+                         pixels=pixels)  # fmt: skip
 
 
 def chunk_latency_ms(
