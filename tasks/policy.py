@@ -113,7 +113,8 @@ class PolicyTask(Task):
                 progress = bool(d.get("progress", True))
                 collect_demos(self.cfg.task.env, int(d.episodes), path, seed=int(d.seed),
                               env_name=self.env_name, progress=progress,
-                              action_noise=self._action_noise(), pixels=self.pixels)  # fmt: skip
+                              action_noise=self._action_noise(), pixels=self.pixels,
+                              workers=int(d.get("workers", 0)))  # fmt: skip
             demos = load_demos(path)
             self._check_dims(path / META_FILE, demos.meta)
             self._check_cameras(path / META_FILE, demos.meta)
@@ -297,7 +298,8 @@ class PolicyTask(Task):
         seeds = [int(e.seed) + i for i in range(int(e.episodes))]
         episodes = run_episodes(policy, self.env_task, seeds, generator, n_envs=int(e.n_envs),
                                 env_name=self.env_name, env_seed=int(e.seed),
-                                record=int(e.videos))  # fmt: skip
+                                record=int(e.videos), workers=int(e.get("workers", 0)),
+                                pixels=self.pixels)  # fmt: skip
         first_obs = self.first_observation(seeds[0])
         latency = chunk_latency_ms(policy, first_obs, generator, repeats=int(e.latency_repeats))
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -312,6 +314,8 @@ class PolicyTask(Task):
             "horizon": self.horizon,
             "n_obs_steps": self.n_obs_steps,
             "n_action_steps": self.n_action_steps,
+            "observation_modality": self.obs_mode,
+            "cameras": None if self.pixels is None else self.pixels.frame_shapes,
             "env_id": self.env_task.env_id,
             "env_name": self.env_name,
             "seeds": [seeds[0], seeds[-1]],

@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from sci_diffusion.envs.episodes import Actor, Episode, play_episodes
+from sci_diffusion.envs.episodes import Actor, Episode, observation_copy, play_episodes
 
-from .policy import Policy
+from .policy import Policy, stack_observations
 from .stats import wilson_interval
 
 __all__ = [
@@ -54,19 +54,19 @@ class PolicyActor(Actor):
 
     def __init__(self, policy: Policy, generator: torch.Generator) -> None:
         self.policy, self.generator = policy, generator
-        self.histories: dict[int, list[np.ndarray]] = {}
+        self.histories: dict[int, list[Any]] = {}
         self.plan: dict[int, np.ndarray] = {}
 
     def reset(self, slot: int, seed: int, obs: Any) -> None:
-        self.histories[slot] = [np.asarray(obs, dtype=np.float32)] * self.policy.n_obs_steps
+        self.histories[slot] = [observation_copy(obs)] * self.policy.n_obs_steps
 
     def act(self, step: int, slots: list[int], obs: list[Any], envs: list[Any]) -> np.ndarray:
         if step > 0:  # the observation after the previous step joins the history
             for k, o in zip(slots, obs, strict=True):
-                self.histories[k] = [*self.histories[k][1:], np.asarray(o, dtype=np.float32)]
+                self.histories[k] = [*self.histories[k][1:], observation_copy(o)]
         n = self.policy.n_action_steps
         if step % n == 0:
-            history = np.stack([np.stack(self.histories[k]) for k in slots])
+            history = stack_observations([self.histories[k] for k in slots])
             chunks = self.policy.predict_chunk(history, self.generator)
             self.plan = dict(zip(slots, chunks, strict=True))
         return np.stack([self.plan[k][step % n] for k in slots])
@@ -110,11 +110,14 @@ def run_episodes(
 
 
 def chunk_latency_ms(
-    policy: Policy, obs_history: np.ndarray, generator: torch.Generator, repeats: int = 20
+    policy: Policy, obs_history: Any, generator: torch.Generator, repeats: int = 20
 ) -> float:
     """Median wall time of one :meth:`Policy.predict_chunk` at batch 1, in milliseconds (after
     two warm-up calls)."""
-    one = np.asarray(obs_history, dtype=np.float32)[None]
+    if isinstance(obs_history, dict):  # a pixel policy's {"state": (To, Do), camera: frames}
+        one: Any = {k: np.asarray(v)[None] for k, v in obs_history.items()}
+    else:
+        one = np.asarray(obs_history, dtype=np.float32)[None]
     for _ in range(2):
         policy.predict_chunk(one, generator)
     times = []
