@@ -234,6 +234,10 @@ BENCHMARKS = {
     "screen": "screening-gate throughput with all cores vs cores x the single-core rate",
     "egnn": "EGNN training and sampling throughput, dense vs sparse edges",
     "graph": "graph-transformer denoiser step time, dense vs torch-geometric sparse",
+    "rollouts": "episodes and demo collection in worker processes vs one process, state and "
+    "pixels",
+    "rendering": "camera frames/s per policy task and size, default vs our scene flags",
+    "frames": "peak memory of pixel training data: lazy frame reads vs loading every frame",
 }
 
 
@@ -305,6 +309,8 @@ class DemosOptions(Schema):
                                     "task's)")  # fmt: skip
     image_size: int | None = opt(None, "collect with cameras=: square frame size (default: the "
                                        "task's)", min=8)  # fmt: skip
+    workers: int = opt(0, "collect: worker processes, each rolling a share of the seeds (0: "
+                          "this process; the same data either way)", min=0)  # fmt: skip
     # `import` is a Python keyword: the field is `import_`, the command-line key `import`.
     import_: str | None = opt(None, "a data set to convert into out= (a LeRobot v3 folder or a "
                                     "robomimic .hdf5; needs format=)", key="import")  # fmt: skip
@@ -343,6 +349,7 @@ class DemosOptions(Schema):
             "episodes": self.episodes is not None,
             "images": self.images,
             "cameras": self.cameras is not None,
+            "workers": self.workers > 0,
             "render": self.render > 0,
             "action_noise": self.action_noise > 0,
         }

@@ -264,6 +264,18 @@ def run_bench(o: schema.BenchOptions | Any) -> int:
 
         result = run_graph_denoiser_bench(repeats=3 if quick else 9, out=out)
         print(json.dumps(result, indent=2, default=str))
+    elif name in ("rollouts", "rendering", "frames"):  # argparse mains of their own modules
+        import importlib
+
+        if out and name != "rollouts":
+            raise UsageError(f"out= applies to bench rollouts, not {name} (it prints a table)")
+        argv = {
+            "rollouts": (["--episodes", "4", "--repeats", "1"] if quick else [])
+            + (["--json", out] if out else []),
+            "rendering": ["--seconds", "0.2", "--sizes", "64"] if quick else [],
+            "frames": ["--episodes", "50"] if quick else [],
+        }[name]
+        return int(importlib.import_module(f"sci_diffusion.bench.{name}").main(argv))
     return 0
 
 
@@ -309,7 +321,7 @@ def run_demos(o: schema.DemosOptions) -> int:
     meta = collect_demos(str(o.task), int(o.episodes or 0), out, seed=o.seed,
                          env_name=o.env_name, render=o.render, progress=o.progress,
                          action_noise=o.action_noise, images=o.images,
-                         pixels=pixels)  # fmt: skip
+                         pixels=pixels, workers=o.workers)  # fmt: skip
     print(f"demos: {meta['episodes']} episodes, expert success {meta['expert_success_rate']:.0%}"
           f", {out / 'demos.hdf5'}")  # fmt: skip
     return 0

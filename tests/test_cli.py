@@ -402,3 +402,26 @@ def test_resume_extends_budget_from_cli(small_run: Path, main_in: MainIn) -> Non
     path = latest_checkpoint(small_run / "checkpoints")
     assert path is not None and path.name == "step_00000030.safetensors"
     assert load_checkpoint(path)[1]["step"] == 30
+
+
+def test_bench_rendering_quick_prints_its_table(capsys):
+    assert cli_module.main(["bench", "rendering", "quick=true"]) == 0
+    out = capsys.readouterr().out
+    assert "| multimodal | top | 64 |" in out and "| metaworld | corner2 | 64 |" in out
+    assert cli_module.main(["bench", "frames", "out=x.json"]) == 2
+    assert "out= applies to bench rollouts" in capsys.readouterr().err
+
+
+def test_demos_workers_collect_the_same_data_as_one_process(tmp_path):
+    import h5py
+    import numpy as np
+
+    for workers in (0, 2):
+        args = ["demos", "task=multimodal", "episodes=3", f"out={tmp_path / str(workers)}",
+                f"workers={workers}", "progress=false"]  # fmt: skip
+        assert cli_module.main(args) == 0
+    one, two = (h5py.File(tmp_path / w / "demos.hdf5") for w in ("0", "2"))
+    with one, two:
+        for ep in one["episodes"]:
+            assert np.array_equal(one["episodes"][ep]["actions"][()],
+                                  two["episodes"][ep]["actions"][()])  # fmt: skip
