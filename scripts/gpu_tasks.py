@@ -69,9 +69,12 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PACK = REPO / ".whl" / "gpu_data.tar.xz"
 RESULT_FILE = "gpu_tasks.json"
 RATE_TAG = "GPU_TASKS_RATE "
-TASK_ORDER = ("toy2d", "multimodal", "reacher", "pusher", "metaworld",
+TASK_ORDER = ("toy2d", "multimodal", "multimodal_pixels", "reacher", "pusher", "metaworld",
               "qm9_graph", "qm9_3d", "qm9_3d_h", "moses_graph")  # fmt: skip
-POLICY_TASKS = ("multimodal", "reacher", "pusher", "metaworld")
+POLICY_TASKS = ("multimodal", "multimodal_pixels", "reacher", "pusher", "metaworld")
+VARIANTS = {"multimodal_pixels": ("multimodal", ("task.obs=pixels",))}
+"""Parts named after a task with overrides: the pixel policy (camera frames rendered with
+EGL on the device machine, the image encoder trained on CUDA)."""
 MOLECULE_TASKS = ("qm9_graph", "qm9_3d", "qm9_3d_h", "moses_graph")
 SECTIONS = ("tasks", "qm9_3d_h")
 SHARES = {"tasks": 0.45, "qm9_3d_h": 0.55}
@@ -135,6 +138,12 @@ QUICK = Sizes(steps=3, cpu_steps=2, demo_episodes=2, eval_episodes=1, eval_n=4, 
 def say(text: str) -> None:
     """A stage line on stdout."""
     print(f"[gpu_tasks {time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+def task_args(task: str) -> list[str]:
+    """``task=<name>`` and a variant's overrides (:data:`VARIANTS`)."""
+    base, extra = VARIANTS.get(task, (task, ()))
+    return [f"task={base}", *extra]
 
 
 def kind_of(task: str) -> str:
@@ -336,7 +345,7 @@ def train_part(
     log_every = max(1, min(steps // 20, 50))  # enough time-stamped lines for a steady rate
     if max_minutes is None:  # the trainer stops (and checkpoints) before the part is killed
         max_minutes = max(left - ctx.sizes.start_s - prepare_s, 0.4 * left) / 60
-    cmd = [*ctx.cli, "train", f"task={task}", f"trainer.device={device}",
+    cmd = [*ctx.cli, "train", *task_args(task), f"trainer.device={device}",
            f"trainer.max_steps={steps}", "trainer.progress=false", f"trainer.log_every={log_every}",
            f"trainer.checkpoint_every={checkpoint_every or steps}",
            f"trainer.precision={'fp32' if device == 'cpu' else 'bf16'}",
@@ -466,7 +475,7 @@ def data_part(
     left = ctx.budget.left(deadline)
     if (skipped := _skipped_when_spent(left)) is not None:
         return skipped
-    cmd = [sys.executable, str(Path(__file__).resolve()), "_data", f"task={task}", *overrides]
+    cmd = [sys.executable, str(Path(__file__).resolve()), "_data", *task_args(task), *overrides]
     say(f"{name}: build {task}'s data {' '.join(overrides)} (part budget {left:.0f} s)")
     child = run_child(cmd, ctx.child_env("cpu"), left, ctx.runs / f"{name}.log")
     record = _tagged_record(child, scan_chars=20_000)
@@ -866,7 +875,8 @@ def time_generate(loaded: Any, n: int, steps: int | None, episodes: int) -> dict
         start = time.perf_counter()
         played = run_episodes(task.policy(denoiser), task.env_task, seeds, generator,
                               n_envs=episodes, env_name=task.env_name, env_seed=int(e.seed),
-                              record=0, progress=False)  # fmt: skip
+                              record=0, progress=False,
+                              pixels=getattr(task, "pixels", None))  # fmt: skip
         seconds = time.perf_counter() - start
         env_steps = sum(ep.length for ep in played)
         row.update(episodes=len(played), env_steps=env_steps, env_seconds=seconds,
