@@ -7,8 +7,10 @@ gymnasium ``Pusher-v5`` renders ~16 frames/s at 84x84 with MuJoCo's default scen
 
 * keeps **one** :class:`mujoco.Renderer` per environment, made once at the frame size, shared by
   all of its cameras;
-* turns :data:`SLOW_SCENE_FLAGS` off after every ``update_scene`` (``update_scene`` resets them);
-* renders into buffers it reuses (one per camera) and hands out copies only once.
+* turns :data:`SLOW_SCENE_FLAGS` off after every ``update_scene`` (``update_scene`` resets them).
+
+The renderer's GL context and framebuffer are what is reused; each frame comes back as a fresh
+array, because every caller keeps it (an observation history, a stored demonstration).
 
 A camera is either one the MJCF model names (Meta-World's ``corner``, our ``top``) or a
 :class:`FreeCamera` (look-at point, distance, azimuth, elevation) for models without one
@@ -88,10 +90,13 @@ class CameraRig:
         cameras: camera name -> ``None`` (a camera of the model) or a :class:`FreeCamera`.
         height, width: frame size in pixels (the model's offscreen buffer must be at least
             this large).
+        disable: the scene flags turned off for every frame (``()``: MuJoCo's defaults, as
+            ``sci_diffusion.bench.rendering`` compares).
     """
 
     def __init__(self, model: Any, data: Any, cameras: Mapping[str, FreeCamera | None],
-                 height: int, width: int) -> None:  # fmt: skip
+                 height: int, width: int,
+                 disable: Sequence[str] = SLOW_SCENE_FLAGS) -> None:  # fmt: skip
         import mujoco
 
         if not cameras:
@@ -113,10 +118,8 @@ class CameraRig:
                 raise RenderError(f"camera {name!r} does not exist in this model; it has "
                                   f"{', '.join(known) or 'none (use a free camera)'}")  # fmt: skip
             self.cameras[name] = name if spec is None else spec.mjv_camera()
-        self._flags = [getattr(mujoco.mjtRndFlag, f) for f in SLOW_SCENE_FLAGS]
+        self._flags = [getattr(mujoco.mjtRndFlag, f) for f in disable]
         self._renderer: Any = None
-        self._buffers = {name: np.empty((self.height, self.width, 3), np.uint8)
-                         for name in self.cameras}  # fmt: skip
 
     @property
     def names(self) -> list[str]:
@@ -131,7 +134,7 @@ class CameraRig:
             self._renderer.update_scene(self.data, camera=camera)
             for flag in self._flags:
                 self._renderer.scene.flags[flag] = 0
-            out[name] = self._renderer.render(out=self._buffers[name]).copy()
+            out[name] = self._renderer.render()
         return out
 
     def close(self) -> None:

@@ -46,7 +46,12 @@ from typing import Any
 
 import numpy as np
 
-from sci_diffusion.envs.episodes import ExpertActor, check_action_noise, play_episodes
+from sci_diffusion.envs.episodes import (
+    ExpertActor,
+    check_action_noise,
+    check_workers,
+    play_episodes,
+)
 from sci_diffusion.io.errors import UserInputError
 from sci_diffusion.io.files import publish, temp_path
 from sci_diffusion.io.video import VIDEO_FPS, encode_video, write_video  # noqa: F401 (old names)
@@ -285,9 +290,7 @@ def collect_demos(
     out_dir = Path(out_dir)
     start = time.perf_counter()
     filmed = episodes if images else render
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise UserInputError(f"workers must be an integer >= 0 (0: collect in this process), "
-                             f"got {workers!r}")  # fmt: skip
+    check_workers(workers)
     seeds = list(range(seed, seed + episodes))
     desc = f"demos {task}"
     if workers == 0:

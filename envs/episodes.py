@@ -55,6 +55,7 @@ __all__ = [
     "ExpertActor",
     "FunctionActor",
     "check_action_noise",
+    "check_workers",
     "observation_copy",
     "play_episodes",
     "state_of",
@@ -193,6 +194,13 @@ def check_action_noise(action_noise: float) -> None:
         )
 
 
+def check_workers(workers: Any) -> None:
+    """:class:`UserInputError` unless ``workers`` is an integer >= 0 (0: this process)."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise UserInputError(f"workers must be an integer >= 0 (0: this process), got "
+                             f"{workers!r}")  # fmt: skip
+
+
 class _Noise:
     """DART noise of one episode: σ times half the action range, seeded by the episode seed."""
 
@@ -255,9 +263,7 @@ def play_episodes(
             ``needs_envs``.
     """
     check_action_noise(action_noise)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise UserInputError(f"workers must be an integer >= 0 (0: envs in this process), "
-                             f"got {workers!r}")  # fmt: skip
+    check_workers(workers)
     remote = isinstance(envs, VectorEnvs) or (envs is None and workers > 0)
     if remote and actor.needs_envs:
         raise UserInputError(
@@ -411,8 +417,8 @@ def state_of(obs: Any) -> Any:
 
 
 def observation_copy(obs: Any) -> Any:
-    """A recorded observation: a float32 copy of a vector, or of a dict observation's state
-    (its camera frames kept as they are: uint8, never written to again)."""
+    """A recorded observation: the vector as float32, or a dict observation with its state as
+    float32 (camera frames kept as they are: fresh uint8 arrays, never written to again)."""
     if isinstance(obs, dict):
         return {k: np.asarray(v, dtype=np.float32) if k == STATE_KEY else v
                 for k, v in obs.items()}  # fmt: skip

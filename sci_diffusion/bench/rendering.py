@@ -60,8 +60,7 @@ def render_rates(tasks: Sequence[str] = TASKS, sizes: Sequence[int] = (64, 84, 9
             for size in sizes:
                 spec = pixel_spec(task, image_size=size)
                 ours = CameraRig(u.model, u.data, spec.cameras, size, size)
-                default = CameraRig(u.model, u.data, spec.cameras, size, size)
-                default._flags = []  # MuJoCo's scene flags as update_scene sets them
+                default = CameraRig(u.model, u.data, spec.cameras, size, size, disable=())
                 fast, slow = [], []
                 try:
                     for _ in range(rounds):
