@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -11,13 +15,18 @@ from sci_diffusion.envs.registry import ENV_TASKS, get_task
 from sci_diffusion.io.errors import UserInputError
 
 
-def _multimodal():
-    return get_task("multimodal").make_env(0)
+@contextlib.contextmanager
+def opened(task: str = "multimodal") -> Iterator[Any]:
+    """The task's env (no cameras of its own), closed afterwards."""
+    env = get_task(task).make_env(0)
+    try:
+        yield env
+    finally:
+        env.close()
 
 
 def test_rig_renders_the_named_camera_and_follows_the_state():
-    env = _multimodal()
-    try:
+    with opened() as env:
         env.reset(seed=3)
         u = env.unwrapped
         rig = CameraRig(u.model, u.data, {"top": None}, 32, 48)
@@ -25,21 +34,18 @@ def test_rig_renders_the_named_camera_and_follows_the_state():
         assert first.dtype == np.uint8 and first.shape == (32, 48, 3)
         again = rig.render()["top"]
         assert np.array_equal(first, again)  # same state, same frame
-        assert again is not first  # a fresh array, not the reused buffer
+        assert again is not first  # a fresh array per frame
         for _ in range(10):
             env.step(np.array([1.0, 1.0], np.float32))
         moved = rig.render()["top"]
         assert not np.array_equal(first, moved)  # the puck moved in the image
         rig.close()
-    finally:
-        env.close()
 
 
 def test_rig_turns_the_slow_scene_flags_off():
     import mujoco
 
-    env = _multimodal()
-    try:
+    with opened() as env:
         env.reset(seed=0)
         u = env.unwrapped
         rig = CameraRig(u.model, u.data, {"top": None}, 16, 16)
@@ -47,13 +53,10 @@ def test_rig_turns_the_slow_scene_flags_off():
         for flag in ("mjRND_SHADOW", "mjRND_REFLECTION", "mjRND_SKYBOX"):
             assert rig._renderer.scene.flags[getattr(mujoco.mjtRndFlag, flag)] == 0
         rig.close()
-    finally:
-        env.close()
 
 
 def test_free_camera_renders_models_without_cameras():
-    env = get_task("reacher").make_env(0)
-    try:
+    with opened("reacher") as env:
         env.reset(seed=0)
         u = env.unwrapped
         rig = CameraRig(u.model, u.data, {"overhead": FreeCamera((0, 0, 0), 0.75, 90, -90)},
@@ -61,13 +64,10 @@ def test_free_camera_renders_models_without_cameras():
         frame = rig.render()["overhead"]
         assert frame.std() > 0  # not a blank image
         rig.close()
-    finally:
-        env.close()
 
 
 def test_unknown_camera_and_bad_sizes_are_refused_with_the_fix():
-    env = _multimodal()
-    try:
+    with opened() as env:
         u = env.unwrapped
         with pytest.raises(RenderError, match=r"camera 'side' does not exist.*top"):
             CameraRig(u.model, u.data, {"side": None}, 32, 32)
@@ -77,8 +77,6 @@ def test_unknown_camera_and_bad_sizes_are_refused_with_the_fix():
             CameraRig(u.model, u.data, {"top": None}, 2000, 2000)
         with pytest.raises(RenderError, match="no camera"):
             CameraRig(u.model, u.data, {}, 32, 32)
-    finally:
-        env.close()
 
 
 def test_a_missing_gl_backend_names_mujoco_gl(monkeypatch):
@@ -88,14 +86,11 @@ def test_a_missing_gl_backend_names_mujoco_gl(monkeypatch):
         raise Exception("eglInitialize failed")
 
     monkeypatch.setattr(mujoco, "Renderer", broken)
-    env = _multimodal()
-    try:
+    with opened() as env:
         u = env.unwrapped
         rig = CameraRig(u.model, u.data, {"top": None}, 16, 16)
         with pytest.raises(RenderError, match=r"MUJOCO_GL=.*set MUJOCO_GL=egl"):
             rig.render()
-    finally:
-        env.close()
 
 
 def test_pixel_observations_are_state_plus_frames():

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from support import detour_actions
 
 import sci_diffusion.envs  # noqa: F401  (chooses the headless GL backend before mujoco loads)
 
@@ -42,15 +43,6 @@ from sci_diffusion.envs.vector import (
     run_sharded,
 )
 from sci_diffusion.io.errors import UserInputError
-
-
-def _detour(obs: np.ndarray) -> np.ndarray:
-    """Multimodal: pass the block on the right, then go to the goal (episodes end at
-    different steps, so finished ones wait for the rest of their batch)."""
-    pos, vel, goal = obs[:, :2], obs[:, 2:4], obs[:, 4:6]
-    around = (pos[:, 1] < 0.08) & (pos[:, 0] < 0.3)
-    target = np.where(around[:, None], np.array([0.4, 0.1], np.float32), goal)
-    return np.clip(10 * (target - pos) - 0.5 * vel, -1, 1)
 
 
 def _reach(obs: np.ndarray) -> np.ndarray:
@@ -96,8 +88,8 @@ def _no_children() -> None:
 @pytest.mark.parametrize(
     ("name", "fn", "pixels", "render"),
     [
-        ("multimodal", _detour, False, 2),
-        ("multimodal", _detour, True, 0),
+        ("multimodal", detour_actions, False, 2),
+        ("multimodal", detour_actions, True, 0),
         ("reacher", _reach, False, 0),
     ],
     ids=["multimodal-state", "multimodal-pixels", "reacher"],
@@ -131,7 +123,7 @@ def test_only_running_slots_are_stepped_and_an_open_pool_serves_several_calls() 
         assert first.success is False and first.distance is None  # any-step rule, not done
         assert late.done and late.distance is not None  # final: judged and measured
         # the same pool, kept open, plays whole evaluations (workers= is then ignored)
-        runs = [play_episodes(task, FunctionActor(_detour), [3, 4], envs=vec, max_steps=30)
+        runs = [play_episodes(task, FunctionActor(detour_actions), [3, 4], envs=vec, max_steps=30)
                 for _ in range(2)]  # fmt: skip
         summary = [[(ep.length, ep.episode_return, ep.success) for ep in r] for r in runs]
         assert summary[0] == summary[1]
@@ -173,9 +165,9 @@ def test_actors_that_need_env_objects_and_unregistered_tasks_are_refused() -> No
         play_episodes(task, ExpertActor.for_task(task), [0], workers=1)
     changed = dataclasses.replace(task, make_env=lambda *a, **k: None)
     with pytest.raises(UserInputError, match="needs a registered task"):
-        play_episodes(changed, FunctionActor(_detour), [0], workers=1)
+        play_episodes(changed, FunctionActor(detour_actions), [0], workers=1)
     with pytest.raises(UserInputError, match="workers must be an integer >= 0"):
-        play_episodes(task, FunctionActor(_detour), [0], workers=-1)
+        play_episodes(task, FunctionActor(detour_actions), [0], workers=-1)
     _no_children()
 
 

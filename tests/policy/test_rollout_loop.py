@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from support import detour_actions
 
 import sci_diffusion.envs  # noqa: F401  (chooses the headless GL backend before mujoco loads)
 
@@ -32,15 +33,6 @@ def _straight(obs: np.ndarray) -> np.ndarray:
     return np.clip(-5 * obs[:, -2:], -1, 1)
 
 
-def _detour(obs: np.ndarray) -> np.ndarray:
-    """Multimodal: pass the block on the right, then go to the goal (succeeds early, at
-    different steps, so finished episodes wait for the others in their batch)."""
-    pos, vel, goal = obs[:, :2], obs[:, 2:4], obs[:, 4:6]
-    around = (pos[:, 1] < 0.08) & (pos[:, 0] < 0.3)
-    target = np.where(around[:, None], np.array([0.4, 0.1], np.float32), goal)
-    return np.clip(10 * (target - pos) - 0.5 * vel, -1, 1)
-
-
 class _ActPolicy:
     """A :class:`Policy` stand-in whose chunk is ``fn`` of the newest observation, repeated;
     it logs every call's batch of histories."""
@@ -57,7 +49,7 @@ class _ActPolicy:
 
 @pytest.mark.parametrize(
     ("name", "fn", "successes"),
-    [("multimodal", _straight, 0), ("multimodal", _detour, 5), ("reacher", _straight, 0)],
+    [("multimodal", _straight, 0), ("multimodal", detour_actions, 5), ("reacher", _straight, 0)],
 )
 def test_trivial_policy_through_rollout_matches_the_shared_loop(name, fn, successes) -> None:
     task, seeds = get_task(name), [0, 1, 2, 3, 4]

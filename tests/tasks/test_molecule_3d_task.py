@@ -10,12 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from rdkit import Chem
+from support import train_in_private_cache
 
 from sci_diffusion.cli import main
 from sci_diffusion.config import compose
-from sci_diffusion.train.trainer import train
 
 TINY = [
     "task.data.limit=300",
@@ -30,18 +29,8 @@ TINY = [
 
 @pytest.fixture(scope="module", params=["qm9_3d", "qm9_3d_h"])
 def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SCI_DIFFUSION_CACHE", str(tmp_path_factory.mktemp("cache")))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        cfg, _ = compose([f"task={request.param}", *TINY])
-        run_dir = tmp_path_factory.mktemp(request.param)
-        train(cfg, run_dir)
-        yield run_dir
-    finally:
-        torch.set_num_threads(threads)
-        mp.undo()
+    yield from train_in_private_cache(tmp_path_factory, [f"task={request.param}", *TINY],
+                                      request.param)  # fmt: skip
 
 
 

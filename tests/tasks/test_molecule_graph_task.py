@@ -8,11 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
+from support import train_in_private_cache
 
 from sci_diffusion.cli import main
-from sci_diffusion.config import compose
-from sci_diffusion.train.trainer import train
 
 TINY = [
     "task=qm9_graph",
@@ -31,18 +29,7 @@ TINY = [
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SCI_DIFFUSION_CACHE", str(tmp_path_factory.mktemp("cache")))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        cfg, _ = compose(TINY)
-        run_dir = tmp_path_factory.mktemp("qm9_graph")
-        train(cfg, run_dir)
-        yield run_dir
-    finally:
-        torch.set_num_threads(threads)
-        mp.undo()
+    yield from train_in_private_cache(tmp_path_factory, TINY, "qm9_graph")
 
 
 def test_sample_writes_screened_candidates_and_literature_metrics(run: Path, tmp_path: Path):

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
+from support import train_in_private_cache
 
 from sci_diffusion.config import compose
 from sci_diffusion.envs.demos import DemoFormatError, collect_demos
@@ -32,18 +32,7 @@ PIXELS = [
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SCI_DIFFUSION_CACHE", str(tmp_path_factory.mktemp("cache")))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        cfg, _ = compose(PIXELS)
-        out = tmp_path_factory.mktemp("pixels")
-        train(cfg, out)
-        yield out
-    finally:
-        torch.set_num_threads(threads)
-        mp.undo()
+    yield from train_in_private_cache(tmp_path_factory, PIXELS, "pixels")
 
 
 def test_pixel_policy_evaluates_from_rendered_frames_with_and_without_workers(run: Path) -> None:
