@@ -39,7 +39,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sci_diffusion.core.guidance import _skip_non_finite
+from sci_diffusion.core.guidance import skip_non_finite_steps
 
 _ADVICE = (
     "The property predictor's gradient overflowed: lower the guidance scale, or check the "
@@ -135,7 +135,7 @@ class PredictorGuidance:
             if m is not None:
                 g = g * m[..., None].to(g.dtype)
             out.append(g)
-        out = _skip_non_finite(out, "PredictorGuidance", t, _ADVICE)
+        out = skip_non_finite_steps(out, "PredictorGuidance", t, _ADVICE)
         return dict(zip(keys, out, strict=True))
 
     def network_output(self, x_t: Any, t: Tensor, *, mask: Any = None) -> Any:

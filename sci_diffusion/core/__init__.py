@@ -17,6 +17,7 @@ from .guidance import (
     drop_condition,
     gradient_guidance,
     reconstruction_guidance,
+    skip_non_finite_steps,
 )
 from .metrics import noise_floor, sliced_wasserstein
 from .objectives import (
@@ -130,6 +131,7 @@ __all__ = [
     "sample_flow_heun",
     "sample_heun",
     "sample_times",
+    "skip_non_finite_steps",
     "sliced_wasserstein",
     "target",
     "to_x0",

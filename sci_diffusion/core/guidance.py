@@ -183,9 +183,15 @@ def _per_sample_norm(values: list[Tensor]) -> Tensor:
     return sum(v.reshape(v.shape[0], -1).pow(2).sum(1) for v in values).sqrt()  # type: ignore[union-attr]
 
 
-def _skip_non_finite(step: list[Tensor], what: str, t: Tensor, advice: str) -> list[Tensor]:
-    """Zero the step of every sample whose step is not finite, and warn (this reads one value
-    on the host per call: guidance already runs a backward pass through the network)."""
+def skip_non_finite_steps(step: list[Tensor], what: str, t: Tensor, advice: str) -> list[Tensor]:
+    """Zero the guidance step of every sample whose step is not finite, and warn once per call.
+
+    ``step``: tensors ``(B, ...)`` with a shared batch dimension (one per state component);
+    a sample is skipped when any of its entries in any tensor is NaN/inf. ``what`` names the
+    guidance in the warning, ``t`` ``(B,)`` or scalar is the time it reports, ``advice`` the
+    fix it suggests. Returns the tensors, same shapes. Reads one value on the host per call
+    (guidance already runs a backward pass through the network, so this costs nothing
+    extra worth avoiding)."""
     finite = torch.stack([v.reshape(v.shape[0], -1).isfinite().all(1) for v in step]).all(0)
     bad = int((~finite).sum())
     if bad:
@@ -259,7 +265,7 @@ def gradient_guidance(
                 x0 = call(x, t, mask).detach().requires_grad_(True)
                 (grad,) = torch.autograd.grad(log_prob(x0, t).sum(), x0)
                 grad = grad * edm_coefficients(alpha_raw, sigma, sigma_data)[0]
-        (shift,) = _skip_non_finite(
+        (shift,) = skip_non_finite_steps(
             [scale * (sigma**2 / alpha) * grad], "gradient_guidance", t, advice
         )
         (shift,) = _clip([shift], max_norm)
@@ -346,7 +352,7 @@ def reconstruction_guidance(
         ]
         gain = scale * residual_norm / _per_sample_norm(on_known).clamp_min(1e-30)
         step = [d * expand_like(gain, d) for d in direction]
-        step = _clip(_skip_non_finite(step, "reconstruction_guidance", t, advice), max_norm)
+        step = _clip(skip_non_finite_steps(step, "reconstruction_guidance", t, advice), max_norm)
         out = {k: v.detach() for k, v in x0.items()}
         for k, d in zip(values, step, strict=True):
             out[k] = out[k] + d.to(out[k].dtype)
