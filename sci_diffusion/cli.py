@@ -24,6 +24,7 @@ from typing import Any
 from sci_diffusion.config import (  # noqa: F401 (compose, check_type, validate: old names)
     CONFIG_GROUPS,
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_USAGE,
     OPTIONS,
     UsageError,
@@ -90,6 +91,10 @@ def run_train(p: Composed) -> int:
     result = train(cfg, run_dir, resume=bool(resume))
     print(f"trained {cfg.task.name} for {result.step} steps ({result.stop_reason}); "
           f"last loss {result.last_loss:.4f}; run dir {result.run_dir}")  # fmt: skip
+    if result.stop_reason == "interrupted":  # checkpointed and carded, but not what was asked
+        print(f"interrupted at step {result.step}, checkpoint saved; continue with: "
+              f"sci-diffusion train resume={result.run_dir}", file=sys.stderr)  # fmt: skip
+        return EXIT_INTERRUPTED
     return 0
 
 
@@ -575,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
         return c.run(c.parse(rest))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except TrainingDiverged as err:
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return EXIT_FAILED

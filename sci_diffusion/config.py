@@ -32,6 +32,7 @@ from sci_diffusion.io.errors import UserInputError
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell's convention
 
 CONFIG_GROUPS = ("task", "model", "sampler", "trainer", "policy")
 

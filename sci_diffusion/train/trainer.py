@@ -8,9 +8,14 @@ resumed from a checkpoint replays exactly the steps an uninterrupted run would h
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
+import signal
+import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +58,43 @@ class TrainResult:
     last_loss: float
     wall_seconds: float
     checkpoint: Path | None
+
+
+class StopRequest:
+    """Set by SIGINT/SIGTERM while a single-process run trains: the loop stops between steps,
+    checkpoints and writes the card (``stop_reason="interrupted"``), so ``kill <pid>`` or one
+    Ctrl-C loses no step. A second signal aborts at once (a KeyboardInterrupt, as before)."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.signal is not None
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[StopRequest]:
+        """Handle SIGINT and SIGTERM inside the block (main thread only; elsewhere, or under
+        DDP where ranks must stop together, nothing changes)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        names = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+        previous = {sig: signal.getsignal(sig) for sig in names}
+
+        def request(signum: int, frame: Any) -> None:
+            if self.signal is not None:  # the second one: stop now, without a checkpoint
+                raise KeyboardInterrupt
+            self.signal = names[signal.Signals(signum)]
+            print(f"{self.signal}: stopping after this step and saving a checkpoint "
+                  "(send it again to abort without one)", file=sys.stderr, flush=True)  # fmt: skip
+
+        try:
+            for sig in names:
+                signal.signal(sig, request)
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def step_seed(seed: int, step: int, rank: int = 0) -> int:
@@ -169,37 +211,45 @@ class Trainer:
         start = time.monotonic()
         last_loss, stop_reason, saved = float("nan"), "max_steps", None
         self.model.train()
+        stop = StopRequest()
+        # Under DDP every rank must stop at the same step: signals keep their default there.
+        signals = contextlib.nullcontext() if self.dist.enabled else stop.installed()
         try:
-            while self.step < max_steps:
-                # The budget is the run's total training time, resumed parts included.
-                if self.wall_before + time.monotonic() - start > budget:
-                    stop_reason = "max_minutes"
-                    break
-                loss = self._train_step(max_steps)
-                if self.dist.enabled:  # one verdict for all ranks: a NaN anywhere stops all
-                    loss = loss.detach().float().clone()
-                    torch.distributed.all_reduce(loss)
-                    loss /= self.dist.world_size
-                last_loss = float(loss)  # one sync per step: logging and the NaN guard need it
-                if not math.isfinite(last_loss):
-                    raise TrainingDiverged(
-                        f"loss became {last_loss} at step {self.step + 1}; stopped. The last good "
-                        f"checkpoint in {self.run_dir / CHECKPOINT_DIR} is kept: lower "
-                        "trainer.lr or check the data for NaN/inf, then resume from it"
-                    )
-                self.step += 1
-                if progress is not None:
-                    progress.update(1)
-                    progress.set_postfix(loss=f"{last_loss:.4f}")
-                if logger is not None and (self.step % int(tc.log_every) == 0 or self.step == 1):
-                    lr = self.optimizer.param_groups[0]["lr"]
-                    logger.log(self.step, {"loss": last_loss, "lr": lr,
-                                           "ema_decay": self.ema.decay()})  # fmt: skip
-                if self.step % int(tc.checkpoint_every) == 0:
-                    saved = self.save(last_loss, self.wall_before + time.monotonic() - start)
-            wall = self.wall_before + time.monotonic() - start
-            if saved is None or not saved.name.endswith(f"{self.step:08d}.safetensors"):
-                saved = self.save(last_loss, wall)
+            with signals:
+                while self.step < max_steps:
+                    if stop:
+                        stop_reason = "interrupted"
+                        break
+                    # The budget is the run's total training time, resumed parts included.
+                    if self.wall_before + time.monotonic() - start > budget:
+                        stop_reason = "max_minutes"
+                        break
+                    loss = self._train_step(max_steps)
+                    if self.dist.enabled:  # one verdict for all ranks: a NaN anywhere stops all
+                        loss = loss.detach().float().clone()
+                        torch.distributed.all_reduce(loss)
+                        loss /= self.dist.world_size
+                    last_loss = float(loss)  # one sync per step: logging and the NaN guard need it
+                    if not math.isfinite(last_loss):
+                        raise TrainingDiverged(
+                            f"loss became {last_loss} at step {self.step + 1}; stopped. The "
+                            f"last good checkpoint in {self.run_dir / CHECKPOINT_DIR} is kept: "
+                            "lower trainer.lr or check the data for NaN/inf, then resume from it"
+                        )
+                    self.step += 1
+                    if progress is not None:
+                        progress.update(1)
+                        progress.set_postfix(loss=f"{last_loss:.4f}")
+                    logged = self.step % int(tc.log_every) == 0 or self.step == 1
+                    if logger is not None and logged:
+                        lr = self.optimizer.param_groups[0]["lr"]
+                        logger.log(self.step, {"loss": last_loss, "lr": lr,
+                                               "ema_decay": self.ema.decay()})  # fmt: skip
+                    if self.step % int(tc.checkpoint_every) == 0:
+                        saved = self.save(last_loss, self.wall_before + time.monotonic() - start)
+                wall = self.wall_before + time.monotonic() - start
+                if saved is None or not saved.name.endswith(f"{self.step:08d}.safetensors"):
+                    saved = self.save(last_loss, wall)
         finally:
             if progress is not None:
                 progress.close()

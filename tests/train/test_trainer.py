@@ -222,6 +222,44 @@ def test_sigkill_then_resume_continues_from_last_checkpoint(
     assert len(tmp_before) <= 1  # at most the write SIGKILL interrupted
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_between_steps_with_a_checkpoint(tmp_path: Path, signum: int) -> None:
+    """kill / Ctrl-C: the run finishes its step, checkpoints it (no periodic checkpoint is due),
+    writes the card, exits 130 naming the resume command; resuming continues from that step."""
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sci_diffusion", "train", *SMALL, "trainer.max_steps=100000",
+         "trainer.checkpoint_every=100000", "trainer.log_every=1", f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        log = run_dir / "train_log.jsonl"
+        while not (log.exists() and len(log.read_text().splitlines()) >= 5):
+            assert proc.poll() is None, f"training exited early: {proc.stderr.read()}"
+            assert time.monotonic() < deadline, "no 5 logged steps within 90 s"
+            time.sleep(0.02)
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert f"resume={run_dir}" in err and "Traceback" not in err
+    assert "(interrupted)" in out
+    last = read_log(run_dir)[-1]["step"]
+    saved = latest_checkpoint(run_dir / "checkpoints")
+    assert saved == ckpt(run_dir, last)  # the step it stopped after, not an older one
+    facts = json.loads((run_dir / "card.json").read_text())
+    assert facts["training"]["stop_reason"] == "interrupted"
+    assert facts["training"]["steps"] == last
+
+    cfg = make_cfg(f"trainer.max_steps={last + 5}", "trainer.checkpoint_every=100000")
+    result = train(cfg, run_dir, resume=True)
+    assert result.step == last + 5 and result.stop_reason == "max_steps"
+
+
 # -- (d) NaN guard -----------------------------------------------------------------------------
 
 
