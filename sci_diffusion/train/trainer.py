@@ -73,8 +73,8 @@ class StopRequest:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[StopRequest]:
-        """Handle SIGINT and SIGTERM inside the block (main thread only; elsewhere, or under
-        DDP where ranks must stop together, nothing changes)."""
+        """Handle SIGINT and SIGTERM inside the block (main thread only: signal handlers can
+        be set nowhere else, so elsewhere nothing changes)."""
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
@@ -212,49 +212,47 @@ class Trainer:
         last_loss, stop_reason, saved = float("nan"), "max_steps", None
         self.model.train()
         stop = StopRequest()
-        # Under DDP every rank must stop at the same step: signals keep their default there.
-        signals = contextlib.nullcontext() if self.dist.enabled else stop.installed()
-        try:
-            with signals:
-                while self.step < max_steps:
-                    if stop:
-                        stop_reason = "interrupted"
-                        break
-                    # The budget is the run's total training time, resumed parts included.
-                    if self.wall_before + time.monotonic() - start > budget:
-                        stop_reason = "max_minutes"
-                        break
-                    loss = self._train_step(max_steps)
-                    if self.dist.enabled:  # one verdict for all ranks: a NaN anywhere stops all
-                        loss = loss.detach().float().clone()
-                        torch.distributed.all_reduce(loss)
-                        loss /= self.dist.world_size
-                    last_loss = float(loss)  # one sync per step: logging and the NaN guard need it
-                    if not math.isfinite(last_loss):
-                        raise TrainingDiverged(
-                            f"loss became {last_loss} at step {self.step + 1}; stopped. The "
-                            f"last good checkpoint in {self.run_dir / CHECKPOINT_DIR} is kept: "
-                            "lower trainer.lr or check the data for NaN/inf, then resume from it"
-                        )
-                    self.step += 1
-                    if progress is not None:
-                        progress.update(1)
-                        progress.set_postfix(loss=f"{last_loss:.4f}")
-                    logged = self.step % int(tc.log_every) == 0 or self.step == 1
-                    if logger is not None and logged:
-                        lr = self.optimizer.param_groups[0]["lr"]
-                        logger.log(self.step, {"loss": last_loss, "lr": lr,
-                                               "ema_decay": self.ema.decay()})  # fmt: skip
-                    if self.step % int(tc.checkpoint_every) == 0:
-                        saved = self.save(last_loss, self.wall_before + time.monotonic() - start)
-                wall = self.wall_before + time.monotonic() - start
-                if saved is None or not saved.name.endswith(f"{self.step:08d}.safetensors"):
-                    saved = self.save(last_loss, wall)
-        finally:
-            if progress is not None:
-                progress.close()
+        with contextlib.ExitStack() as cleanup:
             if logger is not None:
-                logger.close()
+                cleanup.callback(logger.close)
+            if progress is not None:  # closed first (callbacks run last-in, first-out)
+                cleanup.callback(progress.close)
+            # Under DDP every rank must stop at the same step: signals keep their default there.
+            if not self.dist.enabled:
+                cleanup.enter_context(stop.installed())
+            while self.step < max_steps:
+                if stop:
+                    stop_reason = "interrupted"
+                    break
+                # The budget is the run's total training time, resumed parts included.
+                if self.wall_before + time.monotonic() - start > budget:
+                    stop_reason = "max_minutes"
+                    break
+                loss = self._train_step(max_steps)
+                if self.dist.enabled:  # one verdict for all ranks: a NaN anywhere stops all
+                    loss = loss.detach().float().clone()
+                    torch.distributed.all_reduce(loss)
+                    loss /= self.dist.world_size
+                last_loss = float(loss)  # one sync per step: logging and the NaN guard need it
+                if not math.isfinite(last_loss):
+                    raise TrainingDiverged(
+                        f"loss became {last_loss} at step {self.step + 1}; stopped. The last good "
+                        f"checkpoint in {self.run_dir / CHECKPOINT_DIR} is kept: lower "
+                        "trainer.lr or check the data for NaN/inf, then resume from it"
+                    )
+                self.step += 1
+                if progress is not None:
+                    progress.update(1)
+                    progress.set_postfix(loss=f"{last_loss:.4f}")
+                if logger is not None and (self.step % int(tc.log_every) == 0 or self.step == 1):
+                    lr = self.optimizer.param_groups[0]["lr"]
+                    logger.log(self.step, {"loss": last_loss, "lr": lr,
+                                           "ema_decay": self.ema.decay()})  # fmt: skip
+                if self.step % int(tc.checkpoint_every) == 0:
+                    saved = self.save(last_loss, self.wall_before + time.monotonic() - start)
+            wall = self.wall_before + time.monotonic() - start
+            if saved is None or not saved.name.endswith(f"{self.step:08d}.safetensors"):
+                saved = self.save(last_loss, wall)
         return TrainResult(self.run_dir, self.step, stop_reason, last_loss, wall, saved)
 
     def _train_step(self, max_steps: int) -> torch.Tensor:
