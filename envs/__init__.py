@@ -17,6 +17,28 @@ if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
     # Headless: MuJoCo picks its GL backend once, at import; EGL needs no display.
     os.environ["MUJOCO_GL"] = "egl"
 
+
+def _check_gl_bindings() -> None:
+    """MuJoCo's EGL and OSMesa backends import PyOpenGL inside ``import mujoco``: without it
+    every environment fails to load, state-only ones too (seen on a bare GPU image). Load
+    MuJoCo without rendering then, and say so: state policies work, camera frames fail with
+    :class:`~sci_diffusion.envs.cameras.RenderError` naming the fix."""
+    import importlib.util
+    import warnings
+
+    backend = os.environ.get("MUJOCO_GL", "").lower().strip()
+    if backend in ("egl", "osmesa") and importlib.util.find_spec("OpenGL") is None:
+        os.environ["MUJOCO_GL"] = "disable"
+        warnings.warn(
+            f"MUJOCO_GL={backend} needs PyOpenGL, which is not installed: MuJoCo loads without "
+            "rendering (state observations work; pixels need `pip install PyOpenGL`)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+
+_check_gl_bindings()
+
 ENV_IDS = {"sci_diffusion/MultimodalReach-v0": "sci_diffusion.envs.multimodal:MultimodalReachEnv"}
 
 

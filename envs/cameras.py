@@ -77,7 +77,7 @@ def _renderer(model: Any, height: int, width: int) -> Any:
         raise RenderError(
             f"cannot render camera frames: no OpenGL context with MUJOCO_GL={backend} ({err}); "
             "set MUJOCO_GL=egl (headless GPU or Mesa's software EGL) or MUJOCO_GL=osmesa before "
-            "starting, or train with task.obs=state"
+            "starting (both need PyOpenGL: pip install PyOpenGL), or train with task.obs=state"
         ) from None
 
 

@@ -8,4 +8,4 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT
 REPO=$(pwd)
 # run from /tmp so that `-m sci_diffusion` imports the installed package, not the source tree
 cd /tmp && python3 "$REPO/scripts/gpu_check.py" "$OUT" /tmp/gpu_runs 2>&1 | tee "$OUT/gpu_check.log"
-cd /tmp && python3 "$REPO/scripts/gpu_tasks.py" "$OUT" /tmp/gpu_runs --budget "${GPU_TASKS_BUDGET:-300}" 2>&1 | tee "$OUT/gpu_tasks.log"
+cd /tmp && python3 "$REPO/scripts/gpu_tasks.py" "$OUT" /tmp/gpu_runs --budget "${GPU_TASKS_BUDGET:-300}" ${GPU_TASKS_ARGS:-} 2>&1 | tee "$OUT/gpu_tasks.log"

@@ -35,15 +35,17 @@ import contextlib
 import csv
 import datetime
 import json
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import rdkit
 from rdkit import Chem, rdBase
-from rdkit.Chem import Draw, rdDepictor
+from rdkit.Chem import rdDepictor
 
 from sci_diffusion import __version__
 from sci_diffusion.io.files import publish, temp_path
@@ -360,14 +362,17 @@ def grid_svg(candidates: Sequence[MoleculeRecord], size: int = 24, per_row: int 
 def grid_svg_of(entries: Sequence[GridEntry], per_row: int = 6) -> str:
     """:func:`grid_svg` of (molecule, index, QED, SA) entries (e.g. :func:`sdf_grid_entries`)."""
     mols, legends = _grid_molecules(entries)
-    if not mols:
+    draw = _draw_module() if mols else None
+    if not isinstance(draw, ModuleType):
+        text = escape(draw or NO_CANDIDATES)
+        width = max(320, 7 * len(text) + 20)
         return (
-            '<svg xmlns="http://www.w3.org/2000/svg" width="320" height="40">'
-            '<rect width="320" height="40" fill="white"/>'
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="40">'
+            f'<rect width="{width}" height="40" fill="white"/>'
             '<text x="10" y="25" font-family="sans-serif" font-size="14">'
-            f"{escape(NO_CANDIDATES)}</text></svg>\n"
+            f"{text}</text></svg>\n"
         )
-    svg = Draw.MolsToGridImage(
+    svg = draw.MolsToGridImage(
         mols, molsPerRow=min(per_row, len(mols)), subImgSize=(220, 180), legends=legends,
         useSVG=True,
     )  # fmt: skip
@@ -386,16 +391,35 @@ def grid_png_of(entries: Sequence[GridEntry], per_row: int = 6) -> bytes:
     from PIL import Image, ImageDraw
 
     mols, legends = _grid_molecules(entries)
-    if mols:
-        image = Draw.MolsToGridImage(
+    draw = _draw_module() if mols else None
+    if isinstance(draw, ModuleType):
+        image = draw.MolsToGridImage(
             mols, molsPerRow=min(per_row, len(mols)), subImgSize=(220, 180), legends=legends
         )
     else:
-        image = Image.new("RGB", (320, 40), "white")
-        ImageDraw.Draw(image).text((10, 14), NO_CANDIDATES, fill="black")
+        text = draw or NO_CANDIDATES
+        image = Image.new("RGB", (max(320, 7 * len(text) + 20), 40), "white")
+        ImageDraw.Draw(image).text((10, 14), text, fill="black")
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def _draw_module() -> ModuleType | str:
+    """``rdkit.Chem.Draw``, or why it cannot load (the grid then shows that sentence).
+
+    RDKit's drawing code links X11's libXrender: on a bare headless machine (a GPU server's
+    image, say) importing it fails, and screening must not fail with it: only the drawings
+    are lost, and the grid says so.
+    """
+    try:
+        from rdkit.Chem import Draw
+    except ImportError as err:
+        reason = (f"molecule drawings unavailable: RDKit's drawing module did not load ({err}); "
+                  "on Debian/Ubuntu: apt install libxrender1 libxext6")  # fmt: skip
+        warnings.warn(reason, RuntimeWarning, stacklevel=3)
+        return reason
+    return Draw
 
 
 def _top_reasons(records: Sequence[MoleculeRecord], n: int = 10) -> list[tuple[str, str, int]]:

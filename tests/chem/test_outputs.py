@@ -183,6 +183,25 @@ def test_no_candidates_still_writes_every_file(tmp_path: Path) -> None:
     assert grid_svg([]).startswith("<svg")
 
 
+def test_screening_survives_a_drawing_module_that_cannot_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bare GPU image lacks libXrender, so ``import rdkit.Chem.Draw`` fails there (seen on the
+    # H200 machine, 2026-12-04): every file is still written, the grid says why it is empty.
+    import sys
+
+    import rdkit.Chem
+
+    monkeypatch.delattr(rdkit.Chem, "Draw", raising=False)
+    monkeypatch.setitem(sys.modules, "rdkit.Chem.Draw", None)  # the next import raises
+    with pytest.warns(RuntimeWarning, match="drawings unavailable"):
+        write_outputs(tmp_path, run_gate(["CCO", "c1ccccc1O", "C1CC("]))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(OUTPUT_FILES)
+    assert len(read_csv(tmp_path / "candidates.csv")) == 2
+    assert "libxrender1" in (tmp_path / "grid.svg").read_text()
+    assert (tmp_path / "grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_a_failure_while_writing_leaves_nothing_new(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
