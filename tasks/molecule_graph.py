@@ -128,9 +128,12 @@ class MoleculeGraphTask(Task):
         """Canonical SMILES of the training split (novelty)."""
         if self._training_smiles is None:
             from sci_diffusion.chem.metrics import canonical_smiles_set
+            from sci_diffusion.io.cache import cache_dir
 
             smiles = self.dataset.smiles("train")
-            self._training_smiles = canonical_smiles_set(smiles, processes=None, progress=True)
+            self._training_smiles = canonical_smiles_set(
+                smiles, processes=None, progress=True, cache_dir=cache_dir() / "canonical"
+            )
         return self._training_smiles
 
     # -- model ---------------------------------------------------------------------------

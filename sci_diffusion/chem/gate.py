@@ -44,18 +44,21 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gzip
 import hashlib
 import math
 import re
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rdkit import Chem, rdBase
 from rdkit.Chem import FilterCatalog
 
 from sci_diffusion.io.errors import UserInputError
+from sci_diffusion.io.files import atomic_open
 
 from ._deprecated import moved_names
 from .geometry_bounds import GEOMETRY_PROFILES, STRICT_CHECKS
@@ -1076,6 +1079,7 @@ def canonical_smiles_set(
     isomeric: bool = False,
     processes: int | None = 1,
     progress: bool = False,
+    cache_dir: str | Path | None = None,
 ) -> frozenset[str]:
     """RDKit canonical SMILES (hydrogens implicit) of ``smiles``, e.g. a training set for
     novelty; unparsable and empty entries are dropped.
@@ -1095,15 +1099,32 @@ def canonical_smiles_set(
         Worker processes (1 inline, ``None`` all cores).
     progress
         Show progress (a training set of 100,000 molecules takes several seconds).
+    cache_dir
+        Keep the result on disk here too (gzip text, one SMILES a line), keyed by the input's
+        SHA-256, ``isomeric`` and the RDKit version, whose canonical form can change between
+        releases. MOSES's 1.58M training SMILES take minutes to canonicalise and about two
+        seconds to read back.
     """
     items = list(smiles)
     digest = hashlib.sha256("\n".join(items).encode()).hexdigest()
     key = (digest, len(items), isomeric)
     if key in _CANONICAL_MEMO:  # a training set is canonicalised once per process
         return _CANONICAL_MEMO[key]
-    desc = "canonical SMILES" if progress else None
-    canonical = map_chunks(_canonical_chunk, isomeric, items, processes, progress=desc)
-    result = frozenset(s for s in canonical if s is not None)
+    stored = None
+    if cache_dir is not None:
+        kind = "isomeric" if isomeric else "plain"
+        name = f"{digest[:32]}-{len(items)}-{kind}-rdkit{rdBase.rdkitVersion}.txt.gz"
+        stored = Path(cache_dir) / name
+    if stored is not None and stored.is_file():
+        with gzip.open(stored, "rt", encoding="utf-8") as handle:
+            result = frozenset(handle.read().splitlines())
+    else:
+        desc = "canonical SMILES" if progress else None
+        canonical = map_chunks(_canonical_chunk, isomeric, items, processes, progress=desc)
+        result = frozenset(s for s in canonical if s is not None)
+        if stored is not None:
+            with atomic_open(stored, "wb") as raw, gzip.open(raw, "wt", encoding="utf-8") as out:
+                out.write("\n".join(sorted(result)))
     if len(_CANONICAL_MEMO) >= _CANONICAL_MEMO_SIZE:
         _CANONICAL_MEMO.pop(next(iter(_CANONICAL_MEMO)))
     _CANONICAL_MEMO[key] = result

@@ -4,6 +4,7 @@ Real RDKit throughout; a few seconds on 2 cores."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -254,6 +255,25 @@ def test_run_gate_argument_errors() -> None:
 
 def test_canonical_smiles_set_drops_unparsable_entries() -> None:
     assert canonical_smiles_set(["OCC", "C1CC(", "CCO", "", "c1ccccc1"]) == {"CCO", "c1ccccc1"}
+
+
+def test_canonical_smiles_set_cache_round_trips_and_keys_on_isomeric(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sci_diffusion.chem import gate
+
+    smiles = ["OCC", "C[C@H](N)O", "c1ccccc1", "C1CC("]
+    for isomeric in (False, True):
+        computed = canonical_smiles_set(smiles, isomeric=isomeric, cache_dir=tmp_path)
+        assert computed == canonical_smiles_set(smiles, isomeric=isomeric)
+    assert len(list(tmp_path.glob("*.txt.gz"))) == 2  # one file per (input, isomeric)
+    assert not list(tmp_path.glob(".tmp-*"))
+    monkeypatch.setattr(gate, "_CANONICAL_MEMO", {})  # a fresh process: the file answers
+    monkeypatch.setattr(gate, "map_chunks", lambda *a, **k: pytest.fail("recomputed"))
+    for isomeric in (False, True):
+        cached = canonical_smiles_set(smiles, isomeric=isomeric, cache_dir=tmp_path)
+        assert cached == canonical_smiles_set(smiles, isomeric=isomeric)
+        assert ("C[C@H](N)O" in cached) is isomeric
 
 
 def test_canonical_smiles_set_in_worker_processes_matches_inline() -> None:
