@@ -48,6 +48,8 @@ import gzip
 import hashlib
 import math
 import re
+import warnings
+import zlib
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -1115,10 +1117,8 @@ def canonical_smiles_set(
         kind = "isomeric" if isomeric else "plain"
         name = f"{digest[:32]}-{len(items)}-{kind}-rdkit{rdBase.rdkitVersion}.txt.gz"
         stored = Path(cache_dir) / name
-    if stored is not None and stored.is_file():
-        with gzip.open(stored, "rt", encoding="utf-8") as handle:
-            result = frozenset(handle.read().splitlines())
-    else:
+    result = _read_canonical_cache(stored) if stored is not None and stored.is_file() else None
+    if result is None:
         desc = "canonical SMILES" if progress else None
         canonical = map_chunks(_canonical_chunk, isomeric, items, processes, progress=desc)
         result = frozenset(s for s in canonical if s is not None)
@@ -1129,6 +1129,21 @@ def canonical_smiles_set(
         _CANONICAL_MEMO.pop(next(iter(_CANONICAL_MEMO)))
     _CANONICAL_MEMO[key] = result
     return result
+
+
+def _read_canonical_cache(path: Path) -> frozenset[str] | None:
+    """A cached canonical set, or None (with a warning) when the file cannot be read back
+    whole; the caller then recomputes it and replaces the file."""
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            return frozenset(handle.read().splitlines())
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as err:
+        warnings.warn(
+            f"canonical SMILES cache {path} is damaged ({err}); recomputing it",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
 
 
 _CANONICAL_MEMO: dict[tuple[str, int, bool], frozenset[str]] = {}

@@ -276,6 +276,35 @@ def test_canonical_smiles_set_cache_round_trips_and_keys_on_isomeric(
         assert ("C[C@H](N)O" in cached) is isomeric
 
 
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "bad_utf8"])
+def test_canonical_smiles_set_recomputes_a_damaged_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    """A cache file that does not read back whole is recomputed with a warning and rewritten;
+    it never answers with part of a training set."""
+    import gzip
+
+    from sci_diffusion.chem import gate
+
+    smiles = ["OCC", "c1ccccc1", "CC(=O)N"]
+    monkeypatch.setattr(gate, "_CANONICAL_MEMO", {})  # each case writes its own file
+    expected = canonical_smiles_set(smiles, cache_dir=tmp_path)
+    (stored,) = tmp_path.glob("*.txt.gz")
+    whole = stored.read_bytes()
+    if damage == "truncate":
+        stored.write_bytes(whole[: len(whole) // 2])
+    elif damage == "garbage":
+        stored.write_bytes(b"not gzip at all")
+    else:
+        stored.write_bytes(gzip.compress(b"CCO\n\xff\xfe"))
+    monkeypatch.setattr(gate, "_CANONICAL_MEMO", {})
+    with pytest.warns(RuntimeWarning, match="damaged"):
+        assert canonical_smiles_set(smiles, cache_dir=tmp_path) == expected
+    monkeypatch.setattr(gate, "_CANONICAL_MEMO", {})
+    with gzip.open(stored, "rt", encoding="utf-8") as handle:  # rewritten whole
+        assert frozenset(handle.read().splitlines()) == expected
+
+
 def test_canonical_smiles_set_in_worker_processes_matches_inline() -> None:
     smiles = [*qm9_smiles(40), "F/C=C/F", "C[C@H](N)O", "not a smiles"]
     for isomeric in (False, True):
