@@ -279,6 +279,10 @@ class GraphTransformer(nn.Module):
             QM9 (see ``docs/_drafts/graph_denoiser.md`` for the timings behind them).
         cycle_features: feed k-cycle counts (k = 3..6) of the noisy graph, per node and per
             graph, as ``log1p(count)``.
+        degree_weights: one weight per edge class; feeds each node's weighted degree in the
+            noisy graph, ``sum_j w[class(E_ij)]``. With kekulized bond classes (none, single,
+            double, triple) and ``(0, 1, 2, 3)`` it is the atom's valence, DiGress's molecular
+            valency feature. None: off.
         spectral_features: feed Laplacian eigenfeatures of the noisy graph (not exactly
             permutation-equivariant: eigenvector signs are arbitrary).
         non_edge_classes: edge classes that mean "no bond" when building the adjacency for
@@ -303,6 +307,7 @@ class GraphTransformer(nn.Module):
         num_eigvals: int = 5,
         num_eigvecs: int = 2,
         non_edge_classes: Sequence[int] = (0,),
+        degree_weights: Sequence[float] | None = None,
         cond_dim: int = 0,
     ) -> None:
         super().__init__()
@@ -313,6 +318,12 @@ class GraphTransformer(nn.Module):
         self.spectral_features = spectral_features
         self.num_eigvals, self.num_eigvecs = num_eigvals, num_eigvecs
         self.non_edge_classes = tuple(non_edge_classes)
+        if degree_weights is not None and len(degree_weights) != edge_in:
+            raise ValueError(
+                f"degree_weights needs one weight per edge class ({edge_in}), "
+                f"got {len(degree_weights)}"
+            )
+        self.degree_weights = None if degree_weights is None else tuple(map(float, degree_weights))
         extra_node, extra_graph = self._extra_dims()
         self.time = SinusoidalTimeEmbedding(global_dim)
         self.node_in = _mlp(node_in + extra_node, node_dim)
@@ -337,6 +348,7 @@ class GraphTransformer(nn.Module):
     def _extra_dims(self) -> tuple[int, int]:
         node = CYCLE_NODE_FEATURES * self.cycle_features
         graph = CYCLE_GRAPH_FEATURES * self.cycle_features
+        node += self.degree_weights is not None
         if self.spectral_features:
             node += self.num_eigvecs
             graph += 1 + self.num_eigvals
@@ -357,6 +369,10 @@ class GraphTransformer(nn.Module):
             )
             nodes.append(per_node)
             graphs.append(per_graph)
+        if self.degree_weights is not None:
+            weights = e.new_tensor(self.degree_weights, dtype=torch.float32)
+            degree = (e.float() @ weights) * pair_mask(node_mask).float()
+            nodes.append(degree.sum(-1, keepdim=True).log1p())
         b, n = node_mask.shape
         empty_n, empty_g = e.new_zeros(b, n, 0), e.new_zeros(b, 0)
         node_feats = torch.cat(nodes, -1).to(e.dtype) if nodes else empty_n

@@ -99,11 +99,14 @@ def test_edge_outputs_are_exactly_symmetric(net: GraphTransformer) -> None:
     assert torch.equal(edges, edges.transpose(1, 2))
 
 
-@pytest.mark.parametrize("spectral", [False, True])
-def test_permuting_real_nodes_permutes_outputs(spectral: bool) -> None:
+@pytest.mark.parametrize(("spectral", "degree"), [(False, False), (True, False), (False, True)])
+def test_permuting_real_nodes_permutes_outputs(spectral: bool, degree: bool) -> None:
     torch.manual_seed(0)
     # eigenvector signs are arbitrary: only the (invariant) eigenvalue features are tested
-    model = GraphTransformer(KX, KE, **SMALL, spectral_features=spectral, num_eigvecs=0).eval()
+    weights = (0.0, 1.0, 2.0, 3.0, 1.5) if degree else None
+    model = GraphTransformer(
+        KX, KE, **SMALL, spectral_features=spectral, num_eigvecs=0, degree_weights=weights
+    ).eval()
     for head in (model.node_head, model.edge_head):
         torch.nn.init.normal_(head[-1].weight, std=0.5)
     x, e, mask, t = random_graphs(3, 8, sizes=[8, 6, 5], seed=2)
@@ -180,6 +183,25 @@ def test_spectral_features_count_components_and_ignore_padding() -> None:
     padded = F.pad(two_triangles, (0, 2, 0, 2))
     _, graph_padded = spectral_features(padded, F.pad(mask, (0, 2)), num_eigvals=5)
     torch.testing.assert_close(graph_padded, graph)
+
+
+def test_degree_feature_is_the_valence_of_a_kekulized_molecule() -> None:
+    """Acetic acid's heavy atoms, CC(=O)O, with bond classes (none, single, double, triple):
+    weights (0, 1, 2, 3) give valences 1, 4, 2, 1 (as RDKit's explicit valence), padding 0."""
+    n, bonds = 6, {(0, 1): 1, (1, 2): 2, (1, 3): 1}
+    e = torch.zeros(1, n, n, 4)
+    e[..., 0] = 1.0
+    for (i, j), order in bonds.items():
+        for a, b in ((i, j), (j, i)):
+            e[0, a, b] = F.one_hot(torch.tensor(order), 4).float()
+    mask = torch.arange(n)[None] < 4
+    e = e * pair_mask(mask)[..., None]
+    model = GraphTransformer(4, 4, **SMALL, cycle_features=False, degree_weights=(0, 1, 2, 3))
+    nodes, _ = model.structural_features(e, mask)
+    assert nodes.shape == (1, n, 1)
+    torch.testing.assert_close(nodes[0, :, 0].expm1(), torch.tensor([1.0, 4, 2, 1, 0, 0]))
+    with pytest.raises(ValueError, match="one weight per edge class"):
+        GraphTransformer(4, 4, **SMALL, degree_weights=(0, 1, 2))
 
 
 def test_gradients_reach_every_parameter() -> None:
