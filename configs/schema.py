@@ -226,6 +226,10 @@ class ExportOptions(Schema):
     task: str | None = opt(None, "the run's task, as a check")
     force: bool = opt(False, "replace an existing embedded default")
     out: str | None = opt(None, "destination (default: sci_diffusion/embedded/<task>)")
+    steps: int | None = opt(None, "sampler steps the copy samples with by default (default: "
+                            "the run's)", min=1)  # fmt: skip
+    time_spacing: str | None = opt(None, "sampler time grid the copy samples with by default "
+                                   "(default: the run's)", choices=TIME_SPACINGS)  # fmt: skip
 
 
 BENCHMARKS = {

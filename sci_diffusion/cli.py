@@ -214,7 +214,9 @@ def run_export(o: schema.ExportOptions) -> int:
     from sci_diffusion.train.embedded import checkpoint_bytes, export_embedded
 
     run_dir = Path(str(o.run))
-    dest = export_embedded(run_dir, Path(o.out) if o.out else None, task=o.task, force=o.force)
+    sampler = {"steps": o.steps, "time_spacing": o.time_spacing}
+    dest = export_embedded(run_dir, Path(o.out) if o.out else None, task=o.task, force=o.force,
+                           sampler={k: v for k, v in sampler.items() if v is not None})  # fmt: skip
     size, newest = checkpoint_bytes(dest), list_checkpoints(run_dir / CHECKPOINT_DIR)[-1]
     from sci_diffusion.train.embedded import sample_command
 
@@ -420,7 +422,8 @@ REGISTRY: dict[str, Command] = {
     "export": Command(
         "copy a run's newest checkpoint (EMA weights only) into the package as the embedded "
         "default of its task",
-        ("sci-diffusion export run=<run dir> [task=<name>] [force=true] [out=<dir>]",),
+        ("sci-diffusion export run=<run dir> [task=<name>] [force=true] [out=<dir>] "
+         "[steps=<N>] [time_spacing=<linear|quadratic|cubic>]",),
         parse_export, run_export),
     "bench": Command(
         "benchmarks: " + ", ".join([*BENCHMARKS, "metaworld"]),

@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -163,9 +164,19 @@ def _card_header(task: str, run_dir: Path, source: Path, step: int, date: str,
 
 
 def export_embedded(
-    run_dir: Path, dest: Path | None = None, *, task: str | None = None, force: bool = False
+    run_dir: Path,
+    dest: Path | None = None,
+    *,
+    task: str | None = None,
+    force: bool = False,
+    sampler: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the slim embedded copy of ``run_dir``'s newest checkpoint to ``dest``; return it.
+
+    ``sampler``: ``sampler.*`` settings (e.g. ``{"time_spacing": "cubic"}``) that replace the
+    run's in the copy's config, so ``sample`` uses them by default (the evaluation that chose
+    them belongs in the model card); recorded as ``sampler_overrides`` in the copy's
+    ``"embedded"`` record. ``sample``'s own ``steps=``/``sampler.*`` still override them.
 
     ``dest`` defaults to ``EMBEDDED_DIR / <the run's task>``. The source checkpoint is verified
     first (a damaged newest checkpoint is refused, never skipped). The copy is built in a
@@ -181,6 +192,9 @@ def export_embedded(
     source = _source_checkpoint(run_dir)
     tensors, meta = load_checkpoint(source)
     config = meta.get("config") or {}
+    if sampler:
+        config = {**config, "sampler": {**config.get("sampler", {}), **dict(sampler)}}
+        meta = {**meta, "config": config}
     run_task = str(config.get("task", {}).get("name", ""))
     if task is not None and task != run_task:
         raise UserInputError(f"task={task} but run {run_dir} trained task {run_task!r}; "
@@ -213,6 +227,7 @@ def export_embedded(
         "exported_by": f"sci_diffusion {sci_diffusion.__version__}",
         "contents": "EMA weights only (float32); no optimizer, raw-weight or RNG state",
         "previous": meta.get(EMBEDDED_KEY),  # set when re-exporting an embedded copy
+        "sampler_overrides": dict(sampler or {}),
     }
     run_card = run_dir / CARD_FILE
     card = run_card.read_text() if run_card.is_file() else "_The run had no model card._\n"

@@ -145,6 +145,32 @@ def test_export_command_writes_the_package_default(
     assert "run=" in capsys.readouterr().err
 
 
+def test_export_can_set_the_sampler_the_copy_samples_with(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """``export ... time_spacing=cubic steps=7`` writes those settings into the copy's config
+    (what ``sample`` composes from) and records them; the run's own config is untouched, and
+    a re-export of the copy keeps them."""
+    monkeypatch.setattr(embedded, "EMBEDDED_DIR", tmp_path / "embedded")
+    assert main(["export", f"run={run}", "time_spacing=cubic", "steps=7"]) == 0
+    copy = tmp_path / "embedded" / "qm9_graph"
+    (slim,) = list_checkpoints(copy / "checkpoints")
+    _, meta = load_checkpoint(slim)
+    assert meta["config"]["sampler"]["time_spacing"] == "cubic"
+    assert meta["config"]["sampler"]["steps"] == 7
+    assert meta["embedded"]["sampler_overrides"] == {"time_spacing": "cubic", "steps": 7}
+    assert "time_spacing: cubic" in (copy / "config.yaml").read_text()
+    (source,) = list_checkpoints(run / "checkpoints")
+    assert load_checkpoint(source)[1]["config"]["sampler"].get("time_spacing") != "cubic"
+    again = export_embedded(copy, tmp_path / "again")
+    _, meta = load_checkpoint(list_checkpoints(again / "checkpoints")[0])
+    assert meta["config"]["sampler"]["time_spacing"] == "cubic"
+    capsys.readouterr()
+    assert main(["export", f"run={run}", "force=true", "time_spacing=log"]) == 2
+    assert "time_spacing" in capsys.readouterr().err
+    assert main(["export", f"run={run}", "force=true", "steps=0"]) == 2
+
+
 # -- sample ----------------------------------------------------------------------------------
 
 
