@@ -153,13 +153,19 @@ def sample_command(dest: Path) -> str:
 
 
 def _card_header(task: str, run_dir: Path, source: Path, step: int, date: str,
-                 dest: Path) -> str:  # fmt: skip
+                 dest: Path, sampler: Mapping[str, Any] | None = None) -> str:  # fmt: skip
+    settings = ", ".join(f"`sampler.{k}={v}`" for k, v in (sampler or {}).items())
+    changed = ""
+    if settings:
+        changed = (f"> Samples by default with {settings}, set at export (the card below "
+                   "describes the run with its own sampler settings).\n")  # fmt: skip
     return (
         f"> **Embedded default checkpoint** of sci_diffusion for task `{task}` "
         f"(`{sample_command(dest)}`).\n"
         f"> Exported on {date} by `sci-diffusion export` from run `{run_dir.as_posix()}`, "
         f"checkpoint `{source.name}` (step {step}): EMA weights only, float32; no optimizer "
-        "or RNG state (it cannot be resumed). The card below is the run's own.\n\n"
+        "or RNG state (it cannot be resumed). The card below is the run's own.\n"
+        f"{changed}\n"
     )
 
 
@@ -242,7 +248,7 @@ def export_embedded(
         load_checkpoint(written)  # the copy verifies before it goes into place
         text = OmegaConf.to_yaml(OmegaConf.create(config), resolve=True)
         (tmp / CONFIG_FILE).write_text(text)
-        header = _card_header(run_task, run_dir, source, step, date, dest)
+        header = _card_header(run_task, run_dir, source, step, date, dest, sampler)
         (tmp / CARD_FILE).write_text(header + card)
         if dest.exists():  # force=True (checked above)
             old = Path(tempfile.mkdtemp(prefix=f".old-{dest.name}.", dir=dest.parent))

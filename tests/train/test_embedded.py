@@ -160,6 +160,7 @@ def test_export_can_set_the_sampler_the_copy_samples_with(
     assert meta["config"]["sampler"]["steps"] == 7
     assert meta["embedded"]["sampler_overrides"] == {"time_spacing": "cubic", "steps": 7}
     assert "time_spacing: cubic" in (copy / "config.yaml").read_text()
+    assert "`sampler.time_spacing=cubic`" in (copy / "model_card.md").read_text()
     (source,) = list_checkpoints(run / "checkpoints")
     assert load_checkpoint(source)[1]["config"]["sampler"].get("time_spacing") != "cubic"
     again = export_embedded(copy, tmp_path / "again")
