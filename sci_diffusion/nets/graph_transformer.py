@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..core.errors import InvalidValueError
 from ..core.parameterization import Denoiser
 from .embeddings import SinusoidalTimeEmbedding
 from .property_input import property_features, register_property_buffers, set_property_stats
@@ -319,11 +320,15 @@ class GraphTransformer(nn.Module):
         self.num_eigvals, self.num_eigvecs = num_eigvals, num_eigvecs
         self.non_edge_classes = tuple(non_edge_classes)
         if degree_weights is not None and len(degree_weights) != edge_in:
-            raise ValueError(
-                f"degree_weights needs one weight per edge class ({edge_in}), "
-                f"got {len(degree_weights)}"
+            raise InvalidValueError(
+                f"model.degree_weights needs one weight per edge class ({edge_in}), "
+                f"got {len(degree_weights)}: {list(degree_weights)}"
             )
-        self.degree_weights = None if degree_weights is None else tuple(map(float, degree_weights))
+        # a buffer, so it moves with the net: no host-to-device copy per denoiser call
+        weights = None
+        if degree_weights is not None:  # a list, a tuple or an OmegaConf ListConfig
+            weights = torch.tensor([float(w) for w in degree_weights], dtype=torch.float32)
+        self.register_buffer("degree_weights", weights, persistent=False)
         extra_node, extra_graph = self._extra_dims()
         self.time = SinusoidalTimeEmbedding(global_dim)
         self.node_in = _mlp(node_in + extra_node, node_dim)
@@ -370,8 +375,7 @@ class GraphTransformer(nn.Module):
             nodes.append(per_node)
             graphs.append(per_graph)
         if self.degree_weights is not None:
-            weights = e.new_tensor(self.degree_weights, dtype=torch.float32)
-            degree = (e.float() @ weights) * pair_mask(node_mask).float()
+            degree = (e.float() @ self.degree_weights) * pair_mask(node_mask).float()
             nodes.append(degree.sum(-1, keepdim=True).log1p())
         b, n = node_mask.shape
         empty_n, empty_g = e.new_zeros(b, n, 0), e.new_zeros(b, 0)

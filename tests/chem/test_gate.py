@@ -300,7 +300,6 @@ def test_canonical_smiles_set_recomputes_a_damaged_cache(
     monkeypatch.setattr(gate, "_CANONICAL_MEMO", {})
     with pytest.warns(RuntimeWarning, match="damaged"):
         assert canonical_smiles_set(smiles, cache_dir=tmp_path) == expected
-    monkeypatch.setattr(gate, "_CANONICAL_MEMO", {})
     with gzip.open(stored, "rt", encoding="utf-8") as handle:  # rewritten whole
         assert frozenset(handle.read().splitlines()) == expected
 
