@@ -99,9 +99,11 @@ class MoleculeGraphTask(Task):
     def data(self) -> Any:
         if self._data is None:
             d = self.cfg.task.data
-            self._data = self.dataset.graphs(
-                "train", hydrogens=bool(d.get("hydrogens", False)), limit=d.get("limit")
-            )
+            options = {"hydrogens": bool(d.get("hydrogens", False)), "limit": d.get("limit")}
+            if d.get("aromatic_bonds", False):
+                # Passed only when asked for: data sets from user modules may not take it.
+                options["aromatic"] = True
+            self._data = self.dataset.graphs("train", **options)
         return self._data
 
     def space(self) -> ProductSpace:
@@ -298,7 +300,30 @@ class MoleculeGraphTask(Task):
     def score(self, samples: dict[str, Tensor], out_dir: Path) -> dict[str, Any]:
         mols, inputs = self.molecules(self.take_baseline(samples))
         inputs, missing = self.require_scaffold(mols, inputs)
-        return self.screen(mols, inputs, out_dir, self.scaffold_metrics(missing))
+        extra = {**self.scaffold_metrics(missing), **self.aromatic_hydrogen_metrics(mols)}
+        return self.screen(mols, inputs, out_dir, extra)
+
+    def aromatic_hydrogen_metrics(self, mols: list[Any]) -> dict[str, Any]:
+        """With an aromatic bond class: how many molecules needed pyrrole-type hydrogens
+        placed to kekulize (:func:`~sci_diffusion.chem.featurize.place_aromatic_hydrogens`),
+        and the validity DiGress's decoding (no placement) would report. Else empty."""
+        if not self.data().vocab.aromatic:
+            return {}
+        from rdkit import Chem
+
+        from sci_diffusion.chem.sanitize import sanitize
+
+        placed = [m for m in mols if m is not None and any(
+            a.GetNumExplicitHs() for a in m.GetAtoms())]  # fmt: skip
+        placed_valid = sum(sanitize(Chem.Mol(m))[0] is None for m in placed)
+        valid = sum(m is not None and sanitize(Chem.Mol(m))[0] is None for m in mols)
+        return {"aromatic_hydrogens": {
+            "molecules_with_placed_nh": len(placed),
+            "valid_with_placed_nh": placed_valid,
+            "validity_without_placement": (valid - placed_valid) / max(1, len(mols)),
+            "note": "validity_without_placement: sanitizes without any placed [nH] (DiGress's "
+                    "decoding); a molecule that needed one counts as invalid there",
+        }}  # fmt: skip
 
     def scaffold_metrics(self, missing: int) -> dict[str, Any]:
         """``{"scaffold": ...}`` for ``metrics.json`` with ``scaffold=`` (else empty);

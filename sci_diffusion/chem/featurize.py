@@ -2,12 +2,16 @@
 
 A molecule of N atoms becomes three integer arrays: ``atom_types`` (N,) and ``charges`` (N,)
 index into a :class:`GraphVocab`'s ``atoms`` and ``charges``; ``bonds`` (N, N) is symmetric
-with a zero diagonal and holds 0 none, 1 single, 2 double, 3 triple. Molecules are kekulized
-(aromatic flags cleared) before featurization, so an aromatic ring is always an explicit
-alternation of single and double bonds and the bond classes stay four. Stereochemistry is
-dropped. In vocabularies without ``H`` hydrogens are implicit: :func:`graph_to_mol` leaves
-them to RDKit's valence model, which with formal charges recovers every QM9 and MOSES
-molecule (see ``docs/molecules.md``).
+with a zero diagonal and holds 0 none, 1 single, 2 double, 3 triple. By default molecules are
+kekulized (aromatic flags cleared) before featurization, so an aromatic ring is an explicit
+alternation of single and double bonds and the bond classes stay four. A vocabulary with
+``aromatic=True`` (DiGress's MOSES classes) keeps RDKit's aromatic bonds as a fifth class, 4
+aromatic; such a graph does not say which aromatic nitrogen carries a hydrogen (pyrrole-type
+``[nH]``), so :func:`graph_to_mol` places the fewest that let the ring kekulize, and a tautomer
+may come back (1.9% of the first 3,000 MOSES training molecules; none invalid). Stereochemistry
+is dropped. In vocabularies without ``H`` hydrogens are implicit: :func:`graph_to_mol` leaves
+them to RDKit's valence model, which with formal charges recovers every QM9 and MOSES molecule
+(see ``docs/molecules.md``).
 
 Data sets (:func:`qm9_graphs`, :func:`moses_graphs`) are padded tensors cached on disk as
 safetensors (never pickle) under :func:`sci_diffusion.io.cache_dir`.
@@ -50,8 +54,17 @@ from .molfiles import InputMolecule, MoleculeProblem, parse_smiles
 #: Bump when featurization or the cache layout changes: it is part of every cache key.
 FEATURIZE_VERSION = 1
 BOND_NAMES = ("none", "single", "double", "triple")
+#: The bond classes of an ``aromatic=True`` vocabulary.
+AROMATIC_BOND_NAMES = (*BOND_NAMES, "aromatic")
 _BOND_CLASS = {Chem.BondType.SINGLE: 1, Chem.BondType.DOUBLE: 2, Chem.BondType.TRIPLE: 3}
-_BOND_TYPE = (None, Chem.BondType.SINGLE, Chem.BondType.DOUBLE, Chem.BondType.TRIPLE)
+_AROMATIC_CLASS = 4
+_BOND_TYPE = (
+    None,
+    Chem.BondType.SINGLE,
+    Chem.BondType.DOUBLE,
+    Chem.BondType.TRIPLE,
+    Chem.BondType.AROMATIC,
+)
 _TENSORS = ("atom_types", "charges", "bonds", "node_mask", "source_index")
 _OPTIONAL_TENSORS = ("positions",)
 _log = logging.getLogger(__name__)
@@ -78,12 +91,20 @@ class GraphVocab:
         explicit nodes.
     charges : tuple of int
         Formal charges; ``charges`` arrays index into it (class 1 is charge 0 by default).
+    aromatic : bool
+        Keep aromatic bonds as their own class (4) instead of kekulizing them.
+    bonds : tuple of str
+        The bond classes (derived: :data:`BOND_NAMES`, plus ``"aromatic"`` when ``aromatic``).
     """
 
     name: str
     atoms: tuple[str, ...]
     charges: tuple[int, ...] = (-1, 0, 1)
+    aromatic: bool = False
     bonds: tuple[str, ...] = field(default=BOND_NAMES, init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bonds", AROMATIC_BOND_NAMES if self.aromatic else BOND_NAMES)
 
     @property
     def explicit_hydrogens(self) -> bool:
@@ -103,13 +124,25 @@ class GraphVocab:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready; :meth:`from_dict` inverts it (for checkpoints and model cards)."""
-        return asdict(self)
+        data = asdict(self)
+        if not self.aromatic:
+            # Kekulé vocabularies keep the dictionary (and so every cache key) they always had.
+            del data["aromatic"]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GraphVocab:
-        if tuple(data.get("bonds", BOND_NAMES)) != BOND_NAMES:
-            raise ValueError(f"unsupported bond classes {data['bonds']}; expected {BOND_NAMES}")
-        return cls(str(data["name"]), tuple(data["atoms"]), tuple(data["charges"]))
+        vocab = cls(str(data["name"]), tuple(data["atoms"]), tuple(data["charges"]),
+                    aromatic=bool(data.get("aromatic", False)))  # fmt: skip
+        if tuple(data.get("bonds", vocab.bonds)) != vocab.bonds:
+            raise ValueError(f"unsupported bond classes {data['bonds']}; expected {vocab.bonds}")
+        return vocab
+
+    def with_aromatic_bonds(self) -> GraphVocab:
+        """This vocabulary with aromatic bonds as their own class (name suffix ``-arom``)."""
+        if self.aromatic:
+            return self
+        return GraphVocab(f"{self.name}-arom", self.atoms, self.charges, aromatic=True)
 
 
 #: QM9, hydrogens implicit (DiGress's QM9 classes).
@@ -128,7 +161,7 @@ def mol_to_graph(mol: Chem.Mol, vocab: GraphVocab) -> tuple[np.ndarray, np.ndarr
     """Featurize a sanitized molecule.
 
     Hydrogens are added (vocabulary with ``H``) or removed (without) first, then the molecule
-    is kekulized on a copy; the input is not modified.
+    is kekulized on a copy (unless ``vocab.aromatic``); the input is not modified.
 
     Parameters
     ----------
@@ -152,7 +185,8 @@ def mol_to_graph(mol: Chem.Mol, vocab: GraphVocab) -> tuple[np.ndarray, np.ndarr
     FeaturizationError
         Radicals, bond orders other than 1-3 after kekulization, or a failed kekulization.
     """
-    mol = _kekulized(_with_hydrogens(mol, vocab.explicit_hydrogens))
+    mol = _with_hydrogens(mol, vocab.explicit_hydrogens)
+    mol = Chem.RWMol(mol) if vocab.aromatic else _kekulized(mol)
     atom_index = {symbol: i for i, symbol in enumerate(vocab.atoms)}
     charge_index = {charge: i for i, charge in enumerate(vocab.charges)}
     atom_types, charges = [], []
@@ -165,7 +199,8 @@ def mol_to_graph(mol: Chem.Mol, vocab: GraphVocab) -> tuple[np.ndarray, np.ndarr
             raise FeaturizationError(f"atom {atom.GetIdx()} ({symbol}) is a radical")
         atom_types.append(atom_index[symbol])
         charges.append(charge_index[charge])
-    return np.array(atom_types, np.int64), np.array(charges, np.int64), _bond_matrix(mol)
+    bonds = _bond_matrix(mol, vocab.aromatic)
+    return np.array(atom_types, np.int64), np.array(charges, np.int64), bonds
 
 
 def _with_hydrogens(mol: Chem.Mol, explicit: bool) -> Chem.Mol:
@@ -195,16 +230,25 @@ def _vocab_message(atom: Chem.Atom, vocab: GraphVocab) -> str:
     )
 
 
-def _bond_matrix(mol: Chem.Mol) -> np.ndarray:
-    """(N, N) int64 bond classes of a kekulized molecule."""
+def _bond_matrix(mol: Chem.Mol, aromatic: bool = False) -> np.ndarray:
+    """(N, N) int64 bond classes of a kekulized molecule (``aromatic``: or of one whose
+    aromatic bonds become class 4)."""
+    allowed = {*_BOND_CLASS, Chem.BondType.AROMATIC} if aromatic else _BOND_CLASS.keys()
     kinds = {bond.GetBondType() for bond in mol.GetBonds()}
-    if not kinds <= _BOND_CLASS.keys():
+    if not kinds <= allowed:
         raise FeaturizationError(
-            f"bond types {sorted(str(k) for k in kinds - _BOND_CLASS.keys())} are not "
+            f"bond types {sorted(str(k) for k in kinds - allowed)} are not "
             "representable; only single, double and triple bonds are"
+            + (" (and aromatic ones)" if aromatic else "")
         )
-    # With only single/double/triple bonds the bond-order adjacency matrix is the class matrix.
-    return Chem.GetAdjacencyMatrix(mol, useBO=True).astype(np.int64)
+    # With only single/double/triple bonds the bond-order adjacency matrix is the class matrix;
+    # aromatic bonds have order 1.5 there (3 when doubled), so they are set from the bond list.
+    matrix = Chem.GetAdjacencyMatrix(mol, useBO=True)
+    for bond in mol.GetBonds():
+        if bond.GetBondType() == Chem.BondType.AROMATIC:
+            i, j = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
+            matrix[i, j] = matrix[j, i] = _AROMATIC_CLASS
+    return matrix.astype(np.int64)
 
 
 def _as_numpy(x: Any) -> np.ndarray:
@@ -244,6 +288,13 @@ def graph_to_mol(
     explicit-hydrogen vocabularies every atom gets ``NoImplicit``, so a missing hydrogen
     shows up as a radical or a valence error instead of being silently added.
 
+    Aromatic bonds (class 4 of an ``aromatic`` vocabulary) and their atoms are flagged
+    aromatic; sanitization then has to find a Kekulé structure. The graph does not say which
+    aromatic nitrogen carries a hydrogen (pyrrole-type ``[nH]``), so when the molecule does not
+    kekulize as built, the fewest neutral two-connected aromatic nitrogens that make it
+    kekulize get one hydrogen each (subsets tried smallest first, in atom order; see
+    :func:`place_aromatic_hydrogens`). DiGress places none: there such a ring is invalid.
+
     Parameters
     ----------
     atom_types : array-like
@@ -251,8 +302,8 @@ def graph_to_mol(
     charges : array-like
         (N,) indices into ``vocab.charges``.
     bonds : array-like
-        (N, N) symmetric bond classes (0 none, 1 single, 2 double, 3 triple); the diagonal is
-        ignored.
+        (N, N) symmetric bond classes (0 none, 1 single, 2 double, 3 triple, 4 aromatic); the
+        diagonal is ignored.
     vocab : GraphVocab
     mask : array-like, optional
         (N,) bool; only these nodes are kept (padded graphs).
@@ -278,7 +329,72 @@ def graph_to_mol(
     rows, cols = np.nonzero(np.triu(bonds, k=1))
     for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
         mol.AddBond(i, j, _BOND_TYPE[bonds[i, j]])
+        if bonds[i, j] == _AROMATIC_CLASS:
+            mol.GetBondBetweenAtoms(i, j).SetIsAromatic(True)
+            mol.GetAtomWithIdx(i).SetIsAromatic(True)
+            mol.GetAtomWithIdx(j).SetIsAromatic(True)
+    if vocab.aromatic and not vocab.explicit_hydrogens:
+        place_aromatic_hydrogens(mol)
     return mol
+
+
+#: Most subsets of aromatic nitrogens :func:`place_aromatic_hydrogens` tries.
+MAX_HYDROGEN_PLACEMENTS = 256
+
+
+def _sanitize_error(mol: Chem.Mol) -> Exception | None:
+    trial = Chem.Mol(mol)
+    try:
+        with rdBase.BlockLogs():
+            Chem.SanitizeMol(trial)
+    except Exception as err:  # AtomValenceException, KekulizeException, ...
+        return err
+    return None
+
+
+def place_aromatic_hydrogens(mol: Chem.RWMol) -> list[int]:
+    """Give pyrrole-type aromatic nitrogens the hydrogen an aromatic graph leaves unsaid.
+
+    Only when ``mol`` fails to kekulize: the smallest set of neutral aromatic nitrogens with
+    two neighbours, tried in atom order (at most :data:`MAX_HYDROGEN_PLACEMENTS` sets), whose
+    one explicit hydrogen each lets the molecule sanitize. A molecule that fails for another
+    reason, or that no set fixes, is left as it was (and stays invalid).
+
+    Parameters
+    ----------
+    mol : rdkit.Chem.RWMol
+        Unsanitized; modified in place.
+
+    Returns
+    -------
+    list of int
+        The atoms that got a hydrogen (empty: none).
+    """
+    from itertools import combinations
+
+    error = _sanitize_error(mol)
+    if not isinstance(error, Chem.KekulizeException):
+        return []
+    candidates = [
+        atom.GetIdx()
+        for atom in mol.GetAtoms()
+        if atom.GetIsAromatic() and atom.GetSymbol() == "N" and atom.GetDegree() == 2
+        and atom.GetFormalCharge() == 0 and atom.GetNumExplicitHs() == 0
+    ]  # fmt: skip
+    tried = 0
+    for size in range(1, len(candidates) + 1):
+        for chosen in combinations(candidates, size):
+            tried += 1
+            if tried > MAX_HYDROGEN_PLACEMENTS:
+                return []
+            trial = Chem.RWMol(mol)
+            for index in chosen:
+                trial.GetAtomWithIdx(index).SetNumExplicitHs(1)
+            if _sanitize_error(trial) is None:
+                for index in chosen:
+                    mol.GetAtomWithIdx(index).SetNumExplicitHs(1)
+                return list(chosen)
+    return []
 
 
 # ------------------------------------------------------------------------ padded data sets
@@ -682,7 +798,12 @@ def cache_key(dataset: str, split: str, vocab: GraphVocab, limit: int | None) ->
 
 
 def qm9_graphs(
-    split: str = "train", hydrogens: bool = False, *, limit: int | None = None, cache: bool = True
+    split: str = "train",
+    hydrogens: bool = False,
+    *,
+    limit: int | None = None,
+    cache: bool = True,
+    aromatic: bool = False,
 ) -> GraphDataset:
     """QM9 graphs of one split part, cached.
 
@@ -697,6 +818,8 @@ def qm9_graphs(
         Only the first ``limit`` molecules of the part (an unbiased subset).
     cache : bool
         Read and write the on-disk cache.
+    aromatic : bool
+        Aromatic bonds as their own class (:meth:`GraphVocab.with_aromatic_bonds`).
 
     Returns
     -------
@@ -704,6 +827,7 @@ def qm9_graphs(
         ``source_index`` holds GDB-9 indices.
     """
     vocab = QM9_H_VOCAB if hydrogens else QM9_VOCAB
+    vocab = vocab.with_aromatic_bonds() if aromatic else vocab
     key = cache_key("qm9", split, vocab, limit)
     key["sources"] = [file_digest(p) for p in qm9_source_files()]
     key["split_fingerprint"] = qm9_split().fingerprint
@@ -718,7 +842,7 @@ def qm9_graphs(
 
 
 def moses_graphs(
-    split: str = "train", *, limit: int | None = None, cache: bool = True
+    split: str = "train", *, limit: int | None = None, cache: bool = True, aromatic: bool = False
 ) -> GraphDataset:
     """MOSES graphs (:data:`MOSES_VOCAB`, hydrogens implicit) of one split, cached.
 
@@ -730,19 +854,23 @@ def moses_graphs(
         molecules takes a while (see ``docs/molecules.md``); it is done once, then cached.
     cache : bool
         Read and write the on-disk cache.
+    aromatic : bool
+        Aromatic bonds as their own class, as DiGress featurizes MOSES
+        (:meth:`GraphVocab.with_aromatic_bonds`).
 
     Returns
     -------
     GraphDataset
         ``source_index`` holds 0-based data rows of the split's CSV.
     """
-    key = cache_key("moses", split, MOSES_VOCAB, limit)
+    vocab = MOSES_VOCAB.with_aromatic_bonds() if aromatic else MOSES_VOCAB
+    key = cache_key("moses", split, vocab, limit)
     key["sources"] = [file_digest(moses_source_file(split))]
-    name = cache_name("moses", split, MOSES_VOCAB, limit)
+    name = cache_name("moses", split, vocab, limit)
 
     def build() -> GraphDataset:
         smiles = load_moses(split, limit=limit)
-        return featurize(enumerate(smiles), MOSES_VOCAB, source=f"moses:{split}",
+        return featurize(enumerate(smiles), vocab, source=f"moses:{split}",
                          total=len(smiles), progress=True)  # fmt: skip
 
     return cached_dataset(name, key, build, cache)

@@ -17,21 +17,21 @@ hydrogen nodes are generated). SMARTS aromatic atoms and ``:`` bonds are accepte
 implicit SMARTS bond is single between aliphatic atoms and aromatic between aromatic ones.
 
 **Kekulé form and aromaticity.** The graph's bond classes are none / single / double / triple
-(:mod:`.featurize` kekulizes every training molecule), so an aromatic fragment is fixed in
-one Kekulé form (RDKit's). A generated molecule is sanitized before it is judged, and
-sanitization re-perceives that ring as aromatic; so the check matches the **sanitized**
-fragment (aromatic flags from RDKit's perception, the same aromaticity model on both sides),
-not its Kekulé form — which would not match the aromatic ring of the sanitized candidate.
-Default RDKit substructure semantics apply: element, formal charge where the fragment's is
-non-zero, bond order (aromatic matches aromatic), hydrogen counts not compared, no
-chirality. Consequence: the generated graph always holds the fragment's Kekulé atoms and
-bonds (exactly), but the rest of the molecule can change how RDKit perceives them, and then
-the check says no — a non-aromatic fragment ring fused into a larger system that RDKit
-perceives as aromatic (an oxetane in ``O=C1Oc2c1noc2O``: its C-C bond reads aromatic), or an
-aromatic fragment ring bridged across by new atoms so that ring perception no longer sees it
+(:mod:`.featurize` kekulizes every training molecule), so an aromatic fragment is fixed in one
+Kekulé form (RDKit's); under a vocabulary with an aromatic bond class
+(``task.data.aromatic_bonds``) its aromatic bonds are fixed as aromatic instead. A generated
+molecule is sanitized before it is judged, and sanitization re-perceives that ring as aromatic;
+so the check matches the **sanitized** fragment (aromatic flags from RDKit's perception, the
+same aromaticity model on both sides), not its Kekulé form — which would not match the aromatic
+ring of the sanitized candidate. Default RDKit substructure semantics apply: element, formal
+charge where the fragment's is non-zero, bond order (aromatic matches aromatic), hydrogen
+counts not compared, no chirality. Consequence: the generated graph always holds the fragment's
+Kekulé atoms and bonds (exactly), but the rest of the molecule can change how RDKit perceives
+them, and then the check says no — a non-aromatic fragment ring fused into a larger system that
+RDKit perceives as aromatic (an oxetane in ``O=C1Oc2c1noc2O``: its C-C bond reads aromatic), or
+an aromatic fragment ring bridged across by new atoms so that ring perception no longer sees it
 (a pyridine in ``C1=CC2=NC=C1C21CC1``). Such candidates are counted as not containing it
-(docs/benchmarks.md, "Scaffold-constrained generation").
-"""
+(docs/benchmarks.md, "Scaffold-constrained generation"). """
 
 from __future__ import annotations
 
@@ -50,6 +50,7 @@ from .sanitize import sanitize
 __all__ = ["Scaffold", "ScaffoldError", "contains_scaffold", "parse_scaffold"]
 
 _BOND_CLASS = {Chem.BondType.SINGLE: 1, Chem.BondType.DOUBLE: 2, Chem.BondType.TRIPLE: 3}
+_AROMATIC_CLASS = 4  # GraphVocab(aromatic=True)'s fifth bond class
 # A SMARTS atom that is only an element (aliphatic, aromatic or by number) and a charge.
 _PLAIN_ATOM = re.compile(
     r"^(?:[A-Z][a-z]?|[bcnops]|"  # organic subset, outside brackets
@@ -127,15 +128,20 @@ def parse_scaffold(text: str, vocab: Any, max_nodes: int) -> Scaffold:
             f"scaffold {text!r} has {k} heavy atoms; the model's molecules have at most "
             f"{max_nodes} nodes"
         )
-    kekule = Chem.RWMol(mol)
-    try:
-        with rdBase.BlockLogs():
-            Chem.Kekulize(kekule, clearAromaticFlags=True)
-    except Exception as err:  # KekulizeException and friends
-        raise ScaffoldError(f"scaffold {text!r} cannot be kekulized: {err}") from None
+    classes = _BOND_CLASS
+    if getattr(vocab, "aromatic", False):
+        # The vocabulary has an aromatic bond class: the fragment's aromatic bonds keep it.
+        kekule, classes = mol, {**_BOND_CLASS, Chem.BondType.AROMATIC: _AROMATIC_CLASS}
+    else:
+        kekule = Chem.RWMol(mol)
+        try:
+            with rdBase.BlockLogs():
+                Chem.Kekulize(kekule, clearAromaticFlags=True)
+        except Exception as err:  # KekulizeException and friends
+            raise ScaffoldError(f"scaffold {text!r} cannot be kekulized: {err}") from None
     bonds = torch.zeros(k, k, dtype=torch.long)
     for bond in kekule.GetBonds():
-        cls = _BOND_CLASS.get(bond.GetBondType())
+        cls = classes.get(bond.GetBondType())
         if cls is None:
             raise ScaffoldError(
                 f"scaffold {text!r}: bond {bond.GetBeginAtomIdx()}-{bond.GetEndAtomIdx()} is "

@@ -12,7 +12,7 @@ import torch
 pytest.importorskip("rdkit")
 pytest.importorskip("pandas")
 
-from rdkit import Chem
+from rdkit import Chem, rdBase
 
 from sci_diffusion.chem import featurize as feat
 from sci_diffusion.chem.data import load_moses, load_qm9
@@ -266,3 +266,86 @@ def test_cache_hit_miss_and_corruption_rebuild(cache, monkeypatch):
         assert _same(moses_graphs("test", limit=50), first)
     assert _same(moses_graphs("test", limit=50, cache=False), first)
     assert not list((cache / "graphs").glob(".tmp-*"))  # no temp files left behind
+
+
+# ------------------------------------------------------------------ aromatic bond class
+
+AROMATIC = MOSES_VOCAB.with_aromatic_bonds()
+
+
+def test_aromatic_vocab_serializes_and_keeps_kekule_cache_keys():
+    assert AROMATIC.bonds == (*feat.BOND_NAMES, "aromatic") and AROMATIC.num_bond_types == 5
+    assert AROMATIC.name == "moses-arom" and AROMATIC.with_aromatic_bonds() is AROMATIC
+    assert GraphVocab.from_dict(AROMATIC.to_dict()) == AROMATIC
+    # A Kekulé vocabulary's dictionary is what it was before the aromatic option existed, so
+    # every cache key (and checkpoint) built from it stays valid.
+    assert "aromatic" not in MOSES_VOCAB.to_dict()
+    with pytest.raises(ValueError, match="unsupported bond classes"):
+        GraphVocab.from_dict({**MOSES_VOCAB.to_dict(), "bonds": list(AROMATIC.bonds)})
+
+
+def test_aromatic_graph_layout():
+    atoms, _, bonds = mol_to_graph(Chem.MolFromSmiles("c1ccncc1C#N"), AROMATIC)
+    upper = bonds[np.triu_indices(len(atoms), 1)]
+    # Six aromatic ring bonds stay aromatic (class 4); C-C single and C#N triple as before.
+    assert np.bincount(upper, minlength=5).tolist() == [28 - 8, 1, 0, 1, 6]
+
+
+@pytest.mark.parametrize(
+    ("smiles", "hydrogens"),
+    [
+        ("c1ccccc1", 0),  # kekulizes as built: nothing placed
+        ("c1cc[nH]c1", 1),  # pyrrole
+        ("Cn1ccnc1", 0),  # N-substituted: the graph says it all
+        ("c1ccc2[nH]ccc2c1", 1),  # indole
+        ("c1cc(-c2ccc[nH]2)[nH]c1", 2),  # two pyrroles: two hydrogens
+        ("O=c1cc[nH]c(=O)[nH]1", 2),  # uracil
+    ],
+)
+def test_aromatic_round_trip_places_pyrrole_hydrogens(smiles, hydrogens):
+    mol = graph_to_mol(*mol_to_graph(Chem.MolFromSmiles(smiles), AROMATIC), AROMATIC)
+    placed = sum(atom.GetNumExplicitHs() for atom in mol.GetAtoms())
+    assert placed == hydrogens
+    Chem.SanitizeMol(mol)
+    assert Chem.MolToSmiles(mol) == Chem.CanonSmiles(smiles)
+
+
+def test_hydrogen_placement_leaves_other_failures_alone():
+    # A pentavalent carbon fails on valence, not kekulization: nothing is added.
+    mol = Chem.RWMol(Chem.MolFromSmiles("C(C)(C)(C)C", sanitize=False))
+    mol.AddAtom(Chem.Atom("C"))
+    mol.AddBond(0, 5, Chem.BondType.SINGLE)
+    assert feat.place_aromatic_hydrogens(mol) == []
+    # An aromatic five-ring of carbons: no nitrogen can take a hydrogen, so it stays invalid.
+    ring = Chem.RWMol()
+    for _ in range(5):
+        ring.AddAtom(Chem.Atom("C"))
+    for i in range(5):
+        ring.AddBond(i, (i + 1) % 5, Chem.BondType.AROMATIC)
+    assert feat.place_aromatic_hydrogens(ring) == []
+    with pytest.raises(Chem.KekulizeException):
+        Chem.SanitizeMol(ring)
+
+
+def test_aromatic_moses_round_trip():
+    # Every molecule comes back valid; a few come back as another tautomer, because the
+    # graph does not say which nitrogen of e.g. a benzimidazole carries the hydrogen
+    # (1.9% of the first 3,000 training molecules; docs/molecules.md).
+    smiles = load_moses("test", limit=300)
+    exact = valid = 0
+    with rdBase.BlockLogs():
+        for text in smiles:
+            mol = graph_to_mol(*mol_to_graph(Chem.MolFromSmiles(text), AROMATIC), AROMATIC)
+            Chem.SanitizeMol(mol)
+            valid += 1
+            exact += Chem.MolToSmiles(mol) == Chem.CanonSmiles(text)
+    assert valid == 300 and exact >= 0.95 * 300
+
+
+def test_aromatic_moses_dataset(cache):
+    dataset = moses_graphs("test", limit=200, aromatic=True)
+    assert dataset.vocab == AROMATIC and dataset.stats.bond_marginals.numel() == 5
+    kekule = moses_graphs("test", limit=200)
+    # The same bonds: aromatic ones are split between single and double in the Kekulé set.
+    aromatic_bonds = dataset.stats.bond_marginals
+    assert aromatic_bonds[4] > 0 and kekule.stats.bond_marginals[0] == aromatic_bonds[0]

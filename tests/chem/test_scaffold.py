@@ -24,6 +24,17 @@ def test_smiles_becomes_kekule_class_indices():
     assert scaffold.smiles == "c1ccncc1"  # the match query stays aromatic
 
 
+def test_aromatic_vocabulary_fixes_aromatic_bonds():
+    vocab = QM9_VOCAB.with_aromatic_bonds()
+    bonds = parse_scaffold("c1ccncc1C", vocab, 9).bonds
+    assert [bonds[i, (i + 1) % 6].item() for i in range(6)] == [4] * 6  # the aromatic class
+    assert bonds[5, 6].item() == 1
+    mol = graph_to_mol(torch.tensor([0, 0, 0, 1, 0, 0, 0]), torch.ones(7, dtype=torch.long),
+                       bonds, vocab)  # fmt: skip
+    Chem.SanitizeMol(mol)
+    assert Chem.MolToSmiles(mol) == Chem.CanonSmiles("Cc1cccnc1")
+
+
 def test_exocyclic_double_bond_charge_and_disconnected_parts():
     scaffold = parse_scaffold("O=C1CCC1", QM9_VOCAB, 9)
     assert scaffold.atoms.tolist() == [2, 0, 0, 0, 0] and scaffold.bonds[0, 1] == 2

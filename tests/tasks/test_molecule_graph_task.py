@@ -72,3 +72,20 @@ def test_whole_molecule_smiles_keeps_fragments_and_marks_failures():
     mols = [Chem.MolFromSmiles("CCO.N", sanitize=False), None, pentavalent.GetMol()]
     assert whole_molecule_smiles(mols) == ["CCO.N", None, None]
     assert mols[0].NeedsUpdatePropertyCache()  # the caller's molecule is not sanitized in place
+
+
+def test_aromatic_bond_class_trains_and_samples(tmp_path_factory: pytest.TempPathFactory):
+    """``task.data.aromatic_bonds=true``: five bond classes end to end (network, sampler,
+    decoding with pyrrole hydrogens, gate)."""
+    options = [*TINY, "task.data.aromatic_bonds=true", "model.degree_weights=[0,1,2,3,1.5]"]
+    for run in train_in_private_cache(tmp_path_factory, options, "qm9_graph_arom"):
+        card = json.loads((run / "card.json").read_text())
+        assert card["data"]["name"].endswith("(qm9-arom)")  # the data card names the vocabulary
+        out = tmp_path_factory.mktemp("arom_samples")
+        assert main(["sample", f"run={run}", "n=8", "steps=5", f"out={out}"]) == 0
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["n_samples"] == 8
+        nh = metrics["aromatic_hydrogens"]
+        assert 0 <= nh["valid_with_placed_nh"] <= nh["molecules_with_placed_nh"] <= 8
+        assert nh["validity_without_placement"] <= metrics["validity"]
+

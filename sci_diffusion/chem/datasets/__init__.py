@@ -57,8 +57,10 @@ class MoleculeDataset:
         hydrogens: bool = False,
         limit: int | None = None,
         cache: bool = True,
+        aromatic: bool = False,
     ) -> GraphDataset:
-        """Molecular graphs of one split (a padded :class:`~..featurize.GraphDataset`)."""
+        """Molecular graphs of one split (a padded :class:`~..featurize.GraphDataset`);
+        ``aromatic``: aromatic bonds as their own bond class (``task.data.aromatic_bonds``)."""
         raise NotImplementedError(f"data set {self.name!r} has no molecular graphs")
 
     def structures(

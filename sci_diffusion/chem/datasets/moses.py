@@ -22,8 +22,8 @@ class MOSES(MoleculeDataset):
     source = "molsets package data"
     split = "train split (molsets' train.csv.gz, the first rows up to task.data.limit)"
 
-    def graphs(self, split: str = "train", *, hydrogens: bool = False,
-               limit: int | None = None, cache: bool = True) -> GraphDataset:  # fmt: skip
+    def graphs(self, split: str = "train", *, hydrogens: bool = False, limit: int | None = None,
+               cache: bool = True, aromatic: bool = False) -> GraphDataset:  # fmt: skip
         from ..featurize import moses_graphs
 
         if hydrogens:
@@ -31,7 +31,7 @@ class MOSES(MoleculeDataset):
                 "moses: hydrogens as nodes are not available (MOSES_VOCAB has "
                 "no H); set task.data.hydrogens=false"
             )
-        return moses_graphs(split, limit=limit, cache=cache)
+        return moses_graphs(split, limit=limit, cache=cache, aromatic=aromatic)
 
     def smiles(self, split: str = "train") -> list[str]:
         from ..data import load_moses

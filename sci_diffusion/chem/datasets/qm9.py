@@ -24,11 +24,11 @@ class QM9(MoleculeDataset):
     split = "train split (QM9: fixed SHA-256-ordered split, docs/molecules.md)"
     structures_note = "SMILES graph at DFT geometry"
 
-    def graphs(self, split: str = "train", *, hydrogens: bool = False,
-               limit: int | None = None, cache: bool = True) -> GraphDataset:  # fmt: skip
+    def graphs(self, split: str = "train", *, hydrogens: bool = False, limit: int | None = None,
+               cache: bool = True, aromatic: bool = False) -> GraphDataset:  # fmt: skip
         from ..featurize import qm9_graphs
 
-        return qm9_graphs(split, hydrogens=hydrogens, limit=limit, cache=cache)
+        return qm9_graphs(split, hydrogens=hydrogens, limit=limit, cache=cache, aromatic=aromatic)
 
     def structures(self, split: str = "train", *, hydrogens: bool = False,
                    limit: int | None = None, cache: bool = True) -> GraphDataset:  # fmt: skip
