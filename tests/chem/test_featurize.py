@@ -330,7 +330,7 @@ def test_hydrogen_placement_leaves_other_failures_alone():
 def test_aromatic_moses_round_trip():
     # Every molecule comes back valid; a few come back as another tautomer, because the
     # graph does not say which nitrogen of e.g. a benzimidazole carries the hydrogen
-    # (1.9% of the first 3,000 training molecules; docs/molecules.md).
+    # (1.0% of the first 20,000 training molecules; docs/molecules.md).
     smiles = load_moses("test", limit=300)
     exact = valid = 0
     with rdBase.BlockLogs():
