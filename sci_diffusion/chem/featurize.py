@@ -186,7 +186,6 @@ def mol_to_graph(mol: Chem.Mol, vocab: GraphVocab) -> tuple[np.ndarray, np.ndarr
         Radicals, bond orders other than 1-3 after kekulization, or a failed kekulization.
     """
     mol = _with_hydrogens(mol, vocab.explicit_hydrogens)
-    mol = Chem.RWMol(mol) if vocab.aromatic else _kekulized(mol)
     atom_index = {symbol: i for i, symbol in enumerate(vocab.atoms)}
     charge_index = {charge: i for i, charge in enumerate(vocab.charges)}
     atom_types, charges = [], []
@@ -199,7 +198,7 @@ def mol_to_graph(mol: Chem.Mol, vocab: GraphVocab) -> tuple[np.ndarray, np.ndarr
             raise FeaturizationError(f"atom {atom.GetIdx()} ({symbol}) is a radical")
         atom_types.append(atom_index[symbol])
         charges.append(charge_index[charge])
-    bonds = _bond_matrix(mol, vocab.aromatic)
+    bonds = bond_classes(mol, vocab)
     return np.array(atom_types, np.int64), np.array(charges, np.int64), bonds
 
 
@@ -210,13 +209,26 @@ def _with_hydrogens(mol: Chem.Mol, explicit: bool) -> Chem.Mol:
     return mol if mol.GetNumAtoms() == mol.GetNumHeavyAtoms() else Chem.RemoveHs(mol)
 
 
+def bond_classes(mol: Chem.Mol, vocab: GraphVocab) -> np.ndarray:
+    """(N, N) int64 symmetric bond classes of ``mol`` under ``vocab``: kekulized on a copy
+    first unless the vocabulary has the aromatic class.
+
+    Raises
+    ------
+    FeaturizationError
+        The molecule does not kekulize, or has bonds other than single, double, triple (and
+        aromatic, with the aromatic class).
+    """
+    return _bond_matrix(mol if vocab.aromatic else _kekulized(mol), vocab.aromatic)
+
+
 def _kekulized(mol: Chem.Mol) -> Chem.RWMol:
     mol = Chem.RWMol(mol)
     try:
         with rdBase.BlockLogs():
             Chem.Kekulize(mol, clearAromaticFlags=True)
     except Exception as err:  # KekulizeException and friends
-        raise FeaturizationError(f"cannot kekulize: {err}") from err
+        raise FeaturizationError(f"cannot be kekulized: {err}") from err
     return mol
 
 
@@ -234,13 +246,13 @@ def _bond_matrix(mol: Chem.Mol, aromatic: bool = False) -> np.ndarray:
     """(N, N) int64 bond classes of a kekulized molecule (``aromatic``: or of one whose
     aromatic bonds become class 4)."""
     allowed = {*_BOND_CLASS, Chem.BondType.AROMATIC} if aromatic else _BOND_CLASS.keys()
-    kinds = {bond.GetBondType() for bond in mol.GetBonds()}
-    if not kinds <= allowed:
-        raise FeaturizationError(
-            f"bond types {sorted(str(k) for k in kinds - allowed)} are not "
-            "representable; only single, double and triple bonds are"
-            + (" (and aromatic ones)" if aromatic else "")
-        )
+    for bond in mol.GetBonds():
+        if bond.GetBondType() not in allowed:
+            raise FeaturizationError(
+                f"bond {bond.GetBeginAtomIdx()}-{bond.GetEndAtomIdx()} is {bond.GetBondType()}; "
+                "only single, double and triple bonds are representable"
+                + (" (and aromatic ones)" if aromatic else "")
+            )
     # With only single/double/triple bonds the bond-order adjacency matrix is the class matrix;
     # aromatic bonds have order 1.5 there (3 when doubled), so they are set from the bond list.
     matrix = Chem.GetAdjacencyMatrix(mol, useBO=True)

@@ -45,12 +45,11 @@ from torch import Tensor
 
 from sci_diffusion.io.errors import UserInputError
 
+from .featurize import FeaturizationError, bond_classes
 from .sanitize import sanitize
 
 __all__ = ["Scaffold", "ScaffoldError", "contains_scaffold", "parse_scaffold"]
 
-_BOND_CLASS = {Chem.BondType.SINGLE: 1, Chem.BondType.DOUBLE: 2, Chem.BondType.TRIPLE: 3}
-_AROMATIC_CLASS = 4  # GraphVocab(aromatic=True)'s fifth bond class
 # A SMARTS atom that is only an element (aliphatic, aromatic or by number) and a charge.
 _PLAIN_ATOM = re.compile(
     r"^(?:[A-Z][a-z]?|[bcnops]|"  # organic subset, outside brackets
@@ -128,28 +127,10 @@ def parse_scaffold(text: str, vocab: Any, max_nodes: int) -> Scaffold:
             f"scaffold {text!r} has {k} heavy atoms; the model's molecules have at most "
             f"{max_nodes} nodes"
         )
-    classes = _BOND_CLASS
-    if getattr(vocab, "aromatic", False):
-        # The vocabulary has an aromatic bond class: the fragment's aromatic bonds keep it.
-        kekule, classes = mol, {**_BOND_CLASS, Chem.BondType.AROMATIC: _AROMATIC_CLASS}
-    else:
-        kekule = Chem.RWMol(mol)
-        try:
-            with rdBase.BlockLogs():
-                Chem.Kekulize(kekule, clearAromaticFlags=True)
-        except Exception as err:  # KekulizeException and friends
-            raise ScaffoldError(f"scaffold {text!r} cannot be kekulized: {err}") from None
-    bonds = torch.zeros(k, k, dtype=torch.long)
-    for bond in kekule.GetBonds():
-        cls = classes.get(bond.GetBondType())
-        if cls is None:
-            raise ScaffoldError(
-                f"scaffold {text!r}: bond {bond.GetBeginAtomIdx()}-{bond.GetEndAtomIdx()} is "
-                f"{bond.GetBondType()}; only single, double, triple and aromatic bonds are "
-                "representable"
-            )
-        i, j = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
-        bonds[i, j] = bonds[j, i] = cls
+    try:
+        bonds = torch.from_numpy(bond_classes(mol, vocab))
+    except FeaturizationError as err:
+        raise ScaffoldError(f"scaffold {text!r}: {err}") from None
     return Scaffold(text, mol, torch.tensor(atoms), torch.tensor(charges), bonds)
 
 
