@@ -313,14 +313,18 @@ class MoleculeGraphTask(Task):
 
         from sci_diffusion.chem.sanitize import sanitize
 
-        placed = [m for m in mols if m is not None and any(
-            a.GetNumExplicitHs() for a in m.GetAtoms())]  # fmt: skip
-        placed_valid = sum(sanitize(Chem.Mol(m))[0] is None for m in placed)
-        valid = sum(m is not None and sanitize(Chem.Mol(m))[0] is None for m in mols)
+        valid = placed = 0
+        for mol in mols:
+            if mol is None or sanitize(Chem.Mol(mol))[0] is not None:
+                continue
+            valid += 1
+            # Implicit-H graphs get explicit hydrogens only from the placement, which happens
+            # only when the molecule then sanitizes: every placed one is among the valid.
+            placed += any(atom.GetNumExplicitHs() for atom in mol.GetAtoms())
         return {"aromatic_hydrogens": {
-            "molecules_with_placed_nh": len(placed),
-            "valid_with_placed_nh": placed_valid,
-            "validity_without_placement": (valid - placed_valid) / max(1, len(mols)),
+            "molecules_with_placed_nh": placed,
+            "valid_with_placed_nh": placed,
+            "validity_without_placement": (valid - placed) / max(1, len(mols)),
             "note": "validity_without_placement: sanitizes without any placed [nH] (DiGress's "
                     "decoding); a molecule that needed one counts as invalid there",
         }}  # fmt: skip

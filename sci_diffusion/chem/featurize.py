@@ -8,10 +8,10 @@ alternation of single and double bonds and the bond classes stay four. A vocabul
 ``aromatic=True`` (DiGress's MOSES classes) keeps RDKit's aromatic bonds as a fifth class, 4
 aromatic; such a graph does not say which aromatic nitrogen carries a hydrogen (pyrrole-type
 ``[nH]``), so :func:`graph_to_mol` places the fewest that let the ring kekulize, and a tautomer
-may come back (1.9% of the first 3,000 MOSES training molecules; none invalid). Stereochemistry
-is dropped. In vocabularies without ``H`` hydrogens are implicit: :func:`graph_to_mol` leaves
-them to RDKit's valence model, which with formal charges recovers every QM9 and MOSES molecule
-(see ``docs/molecules.md``).
+may come back (1.0% of the first 20,000 MOSES training molecules; none invalid).
+Stereochemistry is dropped. In vocabularies without ``H`` hydrogens are implicit:
+:func:`graph_to_mol` leaves them to RDKit's valence model, which with formal charges recovers
+every QM9 and MOSES molecule (see ``docs/molecules.md``).
 
 Data sets (:func:`qm9_graphs`, :func:`moses_graphs`) are padded tensors cached on disk as
 safetensors (never pickle) under :func:`sci_diffusion.io.cache_dir`.
@@ -27,6 +27,7 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -355,6 +356,9 @@ MAX_HYDROGEN_PLACEMENTS = 256
 
 
 def _sanitize_error(mol: Chem.Mol) -> Exception | None:
+    # Not chem.sanitize: its failing step (SANITIZE_KEKULIZE) does not tell a ring system
+    # without a Kekulé structure (KekulizeException) from an aromatic atom outside any ring
+    # (AtomKekulizeException), which no hydrogen can fix; the exception type does.
     trial = Chem.Mol(mol)
     try:
         with rdBase.BlockLogs():
@@ -382,8 +386,6 @@ def place_aromatic_hydrogens(mol: Chem.RWMol) -> list[int]:
     list of int
         The atoms that got a hydrogen (empty: none).
     """
-    from itertools import combinations
-
     error = _sanitize_error(mol)
     if not isinstance(error, Chem.KekulizeException):
         return []

@@ -31,7 +31,8 @@ them, and then the check says no — a non-aromatic fragment ring fused into a l
 RDKit perceives as aromatic (an oxetane in ``O=C1Oc2c1noc2O``: its C-C bond reads aromatic), or
 an aromatic fragment ring bridged across by new atoms so that ring perception no longer sees it
 (a pyridine in ``C1=CC2=NC=C1C21CC1``). Such candidates are counted as not containing it
-(docs/benchmarks.md, "Scaffold-constrained generation"). """
+(docs/benchmarks.md, "Scaffold-constrained generation").
+"""
 
 from __future__ import annotations
 
